@@ -1,0 +1,5 @@
+import type { Command } from '../command.js';
+import { versionCommand } from './version.js';
+
+/** Every top-level command, in the order `weft --help` lists them. */
+export const commands: Command[] = [versionCommand];
