@@ -68,7 +68,7 @@ struct weft_uid {
 	char uid[WEFT_UID_LEN];
 };
 
-/* The agent's registry of enrolled pods (user space only), keyed by struct weft_uid. Lets a restarted agent find what it attached. 560 bytes. */
+/* The agent's registry of enrolled pods (user space only), keyed by struct weft_uid. Lets a restarted agent find what it attached. 552 bytes. */
 struct weft_enrolment {
 	__u64 netns_cookie;
 	__u64 cgroup_id;
