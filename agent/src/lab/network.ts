@@ -1,0 +1,91 @@
+// Network namespaces, the fabric bridge, node and pod veth pairs and routes, made with
+// iproute2 in batch mode (one `ip` process per namespace per step, not one per link).
+// `ip -n` is used for configuration only; processes never start through `ip netns exec`,
+// which would remount /sys and hide bpffs and the cgroup mount from them.
+import { readdirSync } from 'node:fs';
+import { run } from '../common/exec.js';
+import type { AddressPlan } from './address-plan.js';
+import { FABRIC_BRIDGE, NETNS_DIR, NODE_IFACE, POD_IFACE, fabricPort, netnsPath } from './names.js';
+
+async function ipBatch(netns: string | undefined, lines: string[], force = false): Promise<void> {
+  if (lines.length === 0) return;
+  const args = [...(netns ? ['-n', netns] : []), ...(force ? ['-force'] : []), '-batch', '-'];
+  await run('ip', args, { input: lines.join('\n') + '\n', allowFailure: force });
+}
+
+export function listNetns(prefix: string): string[] {
+  try {
+    return readdirSync(NETNS_DIR).filter((n) => n.startsWith(prefix));
+  } catch {
+    return [];
+  }
+}
+
+export async function createNetnses(names: string[]): Promise<void> {
+  await ipBatch(undefined, names.map((n) => `netns add ${n}`));
+}
+
+/** Deletes the named netns, ignoring ones already gone. */
+export async function deleteNetnses(names: string[]): Promise<void> {
+  await ipBatch(undefined, names.map((n) => `netns del ${n}`), true);
+}
+
+async function sysctl(netns: string, key: string, value: string): Promise<void> {
+  await run('nsenter', [`--net=${netnsPath(netns)}`, '--', 'sysctl', '-qw', `${key}=${value}`]);
+}
+
+export interface NodeNet {
+  index: number;
+  name: string;
+  netnsName: string;
+}
+
+/** The fabric bridge and each node's link to it; nodes forward and route to each other's pod CIDRs. */
+export async function buildFabric(plan: AddressPlan, fabricNetns: string, nodes: NodeNet[]): Promise<void> {
+  await ipBatch(fabricNetns, [
+    'link set lo up',
+    `link add ${FABRIC_BRIDGE} type bridge`,
+    `link set ${FABRIC_BRIDGE} up`,
+    `addr add ${plan.fabricIp}/24 dev ${FABRIC_BRIDGE}`,
+    ...nodes.flatMap((n) => [
+      `link add ${fabricPort(n.name)} type veth peer name ${NODE_IFACE} netns ${n.netnsName}`,
+      `link set ${fabricPort(n.name)} master ${FABRIC_BRIDGE}`,
+      `link set ${fabricPort(n.name)} up`,
+    ]),
+  ]);
+  await Promise.all(
+    nodes.map(async (n) => {
+      await ipBatch(n.netnsName, [
+        'link set lo up',
+        `link set ${NODE_IFACE} up`,
+        `addr add ${plan.nodeIp(n.index)}/24 dev ${NODE_IFACE}`,
+        ...nodes.filter((o) => o !== n).map((o) => `route add ${plan.podCidr(o.index)} via ${plan.nodeIp(o.index)} dev ${NODE_IFACE}`),
+      ]);
+      await sysctl(n.netnsName, 'net.ipv4.ip_forward', '1');
+    }),
+  );
+}
+
+export interface PodNet {
+  netnsName: string;
+  hostVeth: string;
+  ip: string;
+}
+
+/** Veth pairs from a node to its pods (pod side eth0, /32 address, default route via the node). */
+export async function attachPods(plan: AddressPlan, nodeIndex: number, nodeNetns: string, pods: PodNet[]): Promise<void> {
+  const gw = plan.podGateway(nodeIndex);
+  await ipBatch(nodeNetns, pods.flatMap((p) => [
+    `link add ${p.hostVeth} type veth peer name ${POD_IFACE} netns ${p.netnsName}`,
+    `link set ${p.hostVeth} up`,
+    `addr add ${gw}/32 dev ${p.hostVeth}`,
+    `route add ${p.ip}/32 dev ${p.hostVeth}`,
+  ]));
+  await Promise.all(pods.map((p) => ipBatch(p.netnsName, [
+    'link set lo up',
+    `link set ${POD_IFACE} up`,
+    `addr add ${p.ip}/32 dev ${POD_IFACE}`,
+    `route add ${gw}/32 dev ${POD_IFACE} scope link`,
+    `route add default via ${gw} dev ${POD_IFACE}`,
+  ])));
+}
