@@ -393,12 +393,12 @@ export class Lab {
    * Adds or updates objects from a YAML file or directory (or objects). Everything is checked
    * first (YAML, kinds, schema, references); on any problem nothing is written.
    */
-  async apply(source: string | ManifestObject[]): Promise<ChangeResult[]> {
+  async apply(source: string | string[] | ManifestObject[]): Promise<ChangeResult[]> {
     return this.applyObjects(sourced(source), {});
   }
 
   /** Removes the objects named in a YAML file or directory (or objects); deleting a Namespace removes everything in it. */
-  async delete(source: string | ManifestObject[], options: { ignoreNotFound?: boolean } = {}): Promise<ChangeResult[]> {
+  async delete(source: string | string[] | ManifestObject[], options: { ignoreNotFound?: boolean } = {}): Promise<ChangeResult[]> {
     return this.deleteObjects(sourced(source), options);
   }
 
@@ -569,10 +569,11 @@ export class Lab {
   }
 }
 
-function sourced(source: string | ManifestObject[]): SourcedObject[] {
+function sourced(source: string | string[] | ManifestObject[]): SourcedObject[] {
   if (typeof source === 'string') return loadManifests(source);
+  if (source.every((s) => typeof s === 'string')) return loadManifests(source as string[]);
   // Objects from code get the same checks as files.
-  const text = source.map((o) => stringify(o)).join('---\n');
+  const text = (source as ManifestObject[]).map((o) => stringify(o)).join('---\n');
   return parseManifests(text, '<objects>');
 }
 

@@ -212,18 +212,21 @@ export function parseManifests(text: string, file: string): SourcedObject[] {
   return out;
 }
 
-/** Reads a file, or every *.yaml / *.yml / *.json file of a directory (sorted, not recursive). */
-export function loadManifests(path: string): SourcedObject[] {
-  let st;
-  try {
-    st = statSync(path);
-  } catch {
-    throw new ManifestError([{ file: path, line: 1, message: 'no such file or directory' }]);
-  }
-  const files = st.isDirectory()
-    ? readdirSync(path).filter((f) => /\.(ya?ml|json)$/.test(f) && !f.startsWith('.')).sort().map((f) => join(path, f))
-    : [path];
+/** Reads files, and every *.yaml / *.yml / *.json file of directories (sorted, not recursive). */
+export function loadManifests(paths: string | string[]): SourcedObject[] {
   const problems: ManifestProblem[] = [];
+  const files: string[] = [];
+  for (const path of Array.isArray(paths) ? paths : [paths]) {
+    let st;
+    try {
+      st = statSync(path);
+    } catch {
+      problems.push({ file: path, line: 1, message: 'no such file or directory' });
+      continue;
+    }
+    if (!st.isDirectory()) files.push(path);
+    else files.push(...readdirSync(path).filter((f) => /\.(ya?ml|json)$/.test(f) && !f.startsWith('.')).sort().map((f) => join(path, f)));
+  }
   const out: SourcedObject[] = [];
   for (const f of files) {
     try {
@@ -241,6 +244,6 @@ export function loadManifests(path: string): SourcedObject[] {
     else seen.set(key, o);
   }
   if (problems.length > 0) throw new ManifestError(problems);
-  if (out.length === 0) throw new ManifestError([{ file: path, line: 1, message: 'no manifests found (expected YAML documents, or *.yaml files in a directory)' }]);
+  if (out.length === 0) throw new ManifestError([{ file: String(paths), line: 1, message: 'no manifests found (expected YAML documents, or *.yaml files in a directory)' }]);
   return out;
 }

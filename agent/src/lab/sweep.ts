@@ -48,7 +48,8 @@ function labPins(lab: string): string[] {
 
 /** What of the lab exists on the host right now (empty lists: nothing left). */
 export function labLeftovers(lab: string): { netns: string[]; cgroups: string[]; pins: string[]; files: string[] } {
-  const files = [stateDirOf(lab), lockFileOf(lab)].filter((f) => existsSync(f));
+  // A lock held by a live process is not a leftover; a stale one is.
+  const files = [stateDirOf(lab), ...(lockHolder(lab) === undefined ? [lockFileOf(lab)] : [])].filter((f) => existsSync(f));
   for (const s of slotsOf(lab)) files.push(join(labRoot(), '.slots', String(s)));
   return { netns: listNetns(hostPrefix(lab)), cgroups: labCgroups(cgroupRootOrUndefined(), lab), pins: labPins(lab), files };
 }

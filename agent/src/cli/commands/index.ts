@@ -1,5 +1,6 @@
 import type { Command } from '../command.js';
+import { labCommand } from './lab.js';
 import { versionCommand } from './version.js';
 
 /** Every top-level command, in the order `weft --help` lists them. */
-export const commands: Command[] = [versionCommand];
+export const commands: Command[] = [labCommand, versionCommand];
