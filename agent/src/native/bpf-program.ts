@@ -85,12 +85,12 @@ export class BpfProgram {
   }
 
   /** Attaches this sched_cls program to an interface's clsact hook inside a netns. */
-  attachTc(options: TcAttachOptions): Promise<TcAttachment> {
+  async attachTc(options: TcAttachOptions): Promise<TcAttachment> {
     return tcAttach(this, options);
   }
 
   /** BPF_PROG_TEST_RUN: runs the program once (or `repeat` times) on the given input. */
-  testRun(options: TestRunOptions): Promise<TestRunResult> {
+  async testRun(options: TestRunOptions): Promise<TestRunResult> {
     const o: { data?: Buffer; ctx?: Buffer; repeat?: number; dataOutSize?: number; ctxOutSize?: number } = {};
     const data = optional(options.data, (v) => requireBuffer(v, 'options.data'));
     const ctx = optional(options.ctx, (v) => requireBuffer(v, 'options.ctx'));

@@ -47,7 +47,7 @@ function common(o: { netns?: string; transparent?: boolean; mark?: number }): Re
 }
 
 /** A listening TCP socket inside `netns`; give the fd to net.Server.listen({ fd }). */
-export function listenInNetns(options: ListenOptions): Promise<number> {
+export async function listenInNetns(options: ListenOptions): Promise<number> {
   requireObject(options, 'options');
   const o = common(options);
   o.host = optional(options.host, (v) => requireIp(v, 'options.host')) ?? '0.0.0.0';
@@ -59,7 +59,7 @@ export function listenInNetns(options: ListenOptions): Promise<number> {
 }
 
 /** An unconnected TCP socket inside `netns`; give the fd to new net.Socket({ fd }).connect(…). */
-export function socketInNetns(options: OutboundSocketOptions = {}): Promise<number> {
+export async function socketInNetns(options: OutboundSocketOptions = {}): Promise<number> {
   requireObject(options, 'options');
   const o = common(options);
   const family = optional(options.family, (v) => requireInt(v, 'options.family', 4, 6));
@@ -96,7 +96,7 @@ export function netnsCookie(s: FdLike): bigint {
 }
 
 /** The netns cookie of a netns file (/run/netns/NAME), read from a socket made inside it. */
-export function netnsCookieOfPath(netns: string): Promise<bigint> {
+export async function netnsCookieOfPath(netns: string): Promise<bigint> {
   requirePath(netns, 'netns');
   return callNativeAsync(() => addon().netnsCookieOfPath(netns));
 }

@@ -52,7 +52,7 @@ function target(o: TcTarget, withSlot: boolean): Record<string, unknown> {
 }
 
 /** Creates clsact if needed (EEXIST is fine) and attaches the program as a direct-action filter. */
-export function tcAttach(program: { fd: number } | number, options: TcAttachOptions): Promise<TcAttachment> {
+export async function tcAttach(program: { fd: number } | number, options: TcAttachOptions): Promise<TcAttachment> {
   const progFd = requireFd(typeof program === 'number' ? program : program?.fd, 'program');
   const o = target(options, false);
   o.progFd = progFd;
@@ -65,26 +65,26 @@ export function tcAttach(program: { fd: number } | number, options: TcAttachOpti
 }
 
 /** Removes our filter at (priority, handle); false when nothing was there. */
-export function tcDetach(options: TcFilterSlot): Promise<boolean> {
+export async function tcDetach(options: TcFilterSlot): Promise<boolean> {
   const o = target(options, true);
   return callNativeAsync(() => addon().tcDetach(o));
 }
 
 /** The filter at (priority, handle), with its program id, or null. */
-export function tcQuery(options: TcFilterSlot): Promise<TcResult | null> {
+export async function tcQuery(options: TcFilterSlot): Promise<TcResult | null> {
   const o = target(options, true);
   return callNativeAsync(() => addon().tcQuery(o));
 }
 
 /** Removes the clsact qdisc (and with it every filter on both directions); false if none. */
-export function tcHookDestroy(options: Omit<TcTarget, 'direction'>): Promise<boolean> {
+export async function tcHookDestroy(options: Omit<TcTarget, 'direction'>): Promise<boolean> {
   const o = target(options, false);
   delete o.direction;
   return callNativeAsync(() => addon().tcHookDestroy(o));
 }
 
 /** The ifindex of an interface inside a netns. */
-export function ifindexInNetns(netns: string | undefined, ifname: string): Promise<number> {
+export async function ifindexInNetns(netns: string | undefined, ifname: string): Promise<number> {
   const o = target({ ...(netns ? { netns } : {}), ifname }, false);
   delete o.direction;
   return callNativeAsync(() => addon().ifindex(o));
