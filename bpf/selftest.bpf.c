@@ -76,4 +76,14 @@ int selftest_tc(struct __sk_buff *skb)
 	return tc_verdict;
 }
 
+/* Never loaded unless a test turns autoload on ("?" prefix): the verifier must reject it, because
+ * the lookup result is used without a NULL check. Tests use it to see the verifier log. */
+SEC("?tc")
+int selftest_rejected(struct __sk_buff *skb)
+{
+	__u16 key = 0;
+	__u64 *n = bpf_map_lookup_elem(&connects_by_port, &key); /* hash: may be NULL */
+	return *n ? TC_ACT_OK : TC_ACT_OK + 1;
+}
+
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

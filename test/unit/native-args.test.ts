@@ -72,7 +72,9 @@ test('BPF object: open failures are NativeErrors, configuration is checked again
     assert.deepEqual(obj.programs().map((p) => [p.name, p.type, p.expectedAttachType]), [
       ['selftest_connect4', 'cgroup_sock_addr', 'cgroup_inet4_connect'],
       ['selftest_tc', 'sched_cls', null],
+      ['selftest_rejected', 'sched_cls', null],
     ]);
+    assert.deepEqual(obj.programs().map((p) => p.autoload), [true, true, false]);
     const counts = obj.map('connects_by_port');
     assert.deepEqual([counts.type, counts.keySize, counts.valueSize, counts.maxEntries], ['hash', 2, 8, 1024]);
     assert.deepEqual(obj.globals().filter((g) => g.section === '.rodata').map((g) => [g.name, g.size]), [['watched_port', 2], ['increment', 4], ['tc_verdict', 4]]);

@@ -76,6 +76,7 @@ export class BpfObject implements FdOwner {
     const prog = new BpfProgram({
       name: info.name, section: info.section, type: info.type, expectedAttachType: info.expectedAttachType,
       fd: () => this.#raw.programs().find((p) => p.name === name)?.fd ?? null,
+      autoload: () => callNative(() => this.#live().programs()).find((p) => p.name === name)?.autoload ?? false,
       owner: this,
     });
     this.#programs.set(name, prog);

@@ -24,6 +24,8 @@ export interface BpfProgramInit {
   type: string;
   expectedAttachType: string | null;
   fd: () => number | null;
+  /** Whether load() loads it (programs from a pin: always true, they are loaded). */
+  autoload?: () => boolean;
   owner: FdOwner | null;
 }
 
@@ -34,6 +36,7 @@ export class BpfProgram {
   /** libbpf's name of the attach type the section implies, e.g. 'cgroup_inet4_connect'. */
   readonly expectedAttachType: string | null;
   #fd: () => number | null;
+  #autoload: () => boolean;
   #owner: FdOwner | null;
   #ownFd: number | undefined;
 
@@ -44,6 +47,7 @@ export class BpfProgram {
     this.type = init.type;
     this.expectedAttachType = init.expectedAttachType;
     this.#fd = init.fd;
+    this.#autoload = init.autoload ?? (() => true);
     this.#owner = init.owner;
     if (!init.owner) this.#ownFd = init.fd() ?? undefined;
   }
@@ -62,6 +66,10 @@ export class BpfProgram {
         throw err;
       }
     });
+  }
+
+  get autoload(): boolean {
+    return this.#autoload();
   }
 
   get fd(): number {
