@@ -1,0 +1,84 @@
+// `weft controller`: runs the control plane (xDS + CA) on a cluster source until stopped;
+// `weft controller token` prints a lab node token signed with the controller's key.
+import { join, resolve } from 'node:path';
+import { UsageError } from '../../common/errors.js';
+import type { Command } from '../command.js';
+import { Controller, DEFAULT_LISTEN } from '../../controller/controller.js';
+import { DirectorySource } from '../../controller/source-dir.js';
+import { HmacNodeTokens } from '../../identity/node-auth.js';
+import type { ClusterSource } from '../../controller/objects.js';
+
+export const DEFAULT_CONTROLLER_STATE_DIR = '/var/lib/weft/controller';
+
+async function sourceFrom(spec: string): Promise<ClusterSource> {
+  if (spec.startsWith('dir:') && spec.length > 4) return new DirectorySource(resolve(spec.slice(4)));
+  if (spec === 'kubernetes') {
+    throw new UsageError('--source kubernetes is not available in this build yet; use dir:PATH');
+  }
+  throw new UsageError(`--source must be 'dir:PATH' or 'kubernetes', not '${spec}'`);
+}
+
+const tokenCommand: Command = {
+  name: 'token',
+  summary: 'Print a node token (lab) that agents present to the controller',
+  usage: ['weft controller token --node NAME [--state-dir DIR] [--ttl SECONDS]'],
+  options: {
+    node: { type: 'string' },
+    'state-dir': { type: 'string', default: DEFAULT_CONTROLLER_STATE_DIR },
+    ttl: { type: 'string', default: String(365 * 86400) },
+  },
+  run: async (args, io) => {
+    const node = args.values.node as string | undefined;
+    if (!node) throw new UsageError('--node is required');
+    const ttl = Number(args.values.ttl);
+    if (!Number.isInteger(ttl) || ttl <= 0) throw new UsageError('--ttl must be a positive number of seconds');
+    const tokens = await HmacNodeTokens.fromStateDir(resolve(args.values['state-dir'] as string));
+    io.out(tokens.issue(node, ttl) + '\n');
+    return 0;
+  },
+};
+
+export const controllerCommand: Command = {
+  name: 'controller',
+  summary: 'Run the control plane: xDS (workloads, services, policies) and the CA',
+  usage: [
+    'weft controller --source dir:PATH|kubernetes [--listen HOST:PORT] [--state-dir DIR] [--trust-domain TD]',
+    'weft controller token --node NAME [--state-dir DIR]',
+  ],
+  help: `Reads cluster state from a directory of manifests (followed live) or the Kubernetes API,
+serves it over delta ADS, and signs workload certificates, on one TLS gRPC port.
+The state directory keeps the CA (ca/ca-key.pem, ca/ca-cert.pem; put an operator CA there
+Istio-cacerts style to use it) and the key that signs lab node tokens.
+Agents trust <state-dir>/ca/ca-cert.pem (or root-cert.pem) for the controller's TLS.
+
+Options:
+  --source dir:PATH|kubernetes   where cluster state comes from (required)
+  --listen HOST:PORT             default ${DEFAULT_LISTEN}
+  --state-dir DIR                default ${DEFAULT_CONTROLLER_STATE_DIR}
+  --trust-domain TD              default cluster.local`,
+  options: {
+    source: { type: 'string' },
+    listen: { type: 'string', default: DEFAULT_LISTEN },
+    'state-dir': { type: 'string', default: DEFAULT_CONTROLLER_STATE_DIR },
+    'trust-domain': { type: 'string' },
+  },
+  subcommands: [tokenCommand],
+  run: async (args, io) => {
+    const spec = args.values.source as string | undefined;
+    if (!spec) throw new UsageError('--source is required (dir:PATH or kubernetes)');
+    const listen = args.values.listen as string;
+    if (!/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/.test(listen)) throw new UsageError(`--listen must be HOST:PORT, not '${listen}'`);
+    const stateDir = resolve(args.values['state-dir'] as string);
+    const td = args.values['trust-domain'] as string | undefined;
+    const controller = await Controller.start({ source: await sourceFrom(spec), stateDir, listen, ...(td ? { trustDomain: td } : {}) });
+    const rootPath = join(stateDir, 'ca', 'ca-cert.pem');
+    io.err(`weft controller: serving on ${listen.replace(/:\d+$/, '')}:${controller.port}, root certificate ${rootPath}\n`);
+    await new Promise<void>((done) => {
+      const stop = () => done();
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+    });
+    await controller.stop();
+    return 0;
+  },
+};

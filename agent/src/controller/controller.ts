@@ -1,0 +1,107 @@
+// The controller: a cluster source feeds translation, translation feeds the xDS resource
+// store, and one TLS gRPC port serves delta ADS and the CA. The CA's node authorization asks
+// the latest snapshot which identities run on which node.
+import { EventEmitter } from 'node:events';
+import { join } from 'node:path';
+import { logger } from '../common/log.js';
+import { CertificateAuthority, type CaOptions } from '../identity/ca.js';
+import { certificateServiceImplementation, type NodeIdentityIndex } from '../identity/ca-service.js';
+import { HmacNodeTokens, type NodeAuthenticator } from '../identity/node-auth.js';
+import type { Identity } from '../identity/spiffe.js';
+import { aggregatedDiscoveryService, istioCertificateService } from '../xds/grpc-services.js';
+import { ResourceStore } from '../xds/resource-store.js';
+import { DeltaAdsServer } from '../xds/server.js';
+import { ADDRESS_TYPE_URL, AUTHORIZATION_TYPE_URL, pack } from '../xds/types.js';
+import { AddressSchema } from '../xds/gen/istio/workload/workload_pb.js';
+import { AuthorizationSchema } from '../xds/gen/istio/security/authorization_pb.js';
+import { startGrpcServer, type RunningServer } from './grpc-server.js';
+import { formatProblem, type ClusterSnapshot, type ClusterSource, type ObjectProblem } from './objects.js';
+import { translateSnapshot, type TranslateOptions, type Translation } from './translate.js';
+import type { Any } from '@bufbuild/protobuf/wkt';
+
+export const DEFAULT_LISTEN = '127.0.0.1:15012';
+
+export interface ControllerOptions extends TranslateOptions {
+  source: ClusterSource;
+  stateDir: string;
+  listen?: string;
+  /** defaults to lab HMAC tokens with the key in stateDir */
+  authenticator?: NodeAuthenticator;
+  ca?: Omit<CaOptions, 'trustDomain'>;
+}
+
+export class Controller extends EventEmitter<{ translated: [Translation] }> implements NodeIdentityIndex {
+  private readonly log = logger('controller');
+  readonly store = new ResourceStore();
+  private identities = new Map<string, Set<string>>();
+  private problemSet = new Set<string>();
+  problems: ObjectProblem[] = [];
+  readonly ads: DeltaAdsServer;
+  private server: RunningServer | undefined;
+
+  private constructor(
+    private readonly opts: ControllerOptions,
+    readonly ca: CertificateAuthority,
+    readonly authenticator: NodeAuthenticator,
+  ) {
+    super();
+    this.ads = new DeltaAdsServer(this.store, authenticator);
+  }
+
+  static async start(opts: ControllerOptions): Promise<Controller> {
+    const ca = await CertificateAuthority.loadOrCreate(join(opts.stateDir, 'ca'), { ...opts.ca, ...(opts.trustDomain ? { trustDomain: opts.trustDomain } : {}) });
+    const auth = opts.authenticator ?? (await HmacNodeTokens.fromStateDir(opts.stateDir));
+    const c = new Controller(opts, ca, auth);
+    await opts.source.start((s) => c.onSnapshot(s));
+    try {
+      c.server = await startGrpcServer(ca, opts.listen ?? DEFAULT_LISTEN, [
+        { definition: aggregatedDiscoveryService, implementation: c.ads.implementation() },
+        { definition: istioCertificateService, implementation: certificateServiceImplementation(ca, auth, c) },
+      ]);
+    } catch (err) {
+      await opts.source.stop();
+      throw err;
+    }
+    c.log.info({ listen: opts.listen ?? DEFAULT_LISTEN, port: c.server.port, trustDomain: ca.trustDomain }, 'controller serving xDS and CA');
+    return c;
+  }
+
+  get port(): number {
+    return this.server?.port ?? 0;
+  }
+
+  hasIdentityOnNode(node: string, id: Identity): boolean {
+    return this.identities.get(node)?.has(`${id.namespace}/${id.serviceAccount}`) ?? false;
+  }
+
+  private onSnapshot(s: ClusterSnapshot): void {
+    const t = translateSnapshot(s, this.opts);
+    this.identities = t.identitiesByNode;
+    // Log each problem once, when it appears.
+    const now = new Set(t.problems.map(formatProblem));
+    for (const p of t.problems) {
+      const f = formatProblem(p);
+      if (!this.problemSet.has(f)) this.log.warn({ object: p.object, field: p.field, reason: p.reason, origin: p.origin }, `refused: ${f}`);
+    }
+    this.problemSet = now;
+    this.problems = t.problems;
+    const addresses = new Map<string, Any>();
+    for (const [k, a] of t.addresses) addresses.set(k, pack(AddressSchema, a));
+    const policies = new Map<string, Any>();
+    for (const [k, p] of t.policies) policies.set(k, pack(AuthorizationSchema, p));
+    const a = this.store.replace(ADDRESS_TYPE_URL, addresses);
+    const p = this.store.replace(AUTHORIZATION_TYPE_URL, policies);
+    this.log.info({
+      workloads: [...t.addresses.values()].filter((x) => x.type.case === 'workload').length,
+      services: [...t.addresses.values()].filter((x) => x.type.case === 'service').length,
+      policies: t.policies.size, changed: a.changed.length + p.changed.length, removed: a.removed.length + p.removed.length,
+      problems: t.problems.length,
+    }, 'cluster state translated');
+    this.emit('translated', t);
+  }
+
+  async stop(): Promise<void> {
+    await this.opts.source.stop();
+    await this.server?.close();
+  }
+}
