@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /* Inbound capture: tc ingress (clsact, direct action) on eth0 inside an enrolled pod's netns.
  * New TCP flows to the pod IP are handed with bpf_sk_assign to the agent's :15006 listener
- * (weft_in_listen, keyed by netns cookie), so the accepted socket's local address is the
+ * (weft_in_listen, keyed by the pod's netns cookie, found from the destination IP), so the accepted socket's local address is the
  * original destination. Left alone: non-TCP, packets not addressed to the pod IP, port 15008
  * (HBONE), probes from the node's address on the pod link, and packets of flows that already
  * have a socket (bpf_skc_lookup_tcp finds one that is not a listener). When an enrolled pod's
@@ -40,11 +40,16 @@ int weft_tc_ingress(struct __sk_buff *skb)
 	if ((void *)(th + 1) > end)
 		return TC_ACT_OK;
 
-	__u64 netns = bpf_get_netns_cookie(skb);
+	/* The pod is found by the destination address (see weft_pod_ips for why not the netns). */
+	struct weft_ip_key ipk = {};
+	ipk.addr[0] = ip->daddr;
+	ipk.family = WEFT_AF_INET;
+	__u64 *netnsp = bpf_map_lookup_elem(&weft_pod_ips, &ipk);
+	if (!netnsp)
+		return TC_ACT_OK;
+	__u64 netns = *netnsp;
 	struct weft_pod_config *cfg = bpf_map_lookup_elem(&weft_pods, &netns);
 	if (!cfg || !(cfg->flags & WEFT_POD_ENROLLED))
-		return TC_ACT_OK;
-	if (cfg->ip4 && ip->daddr != cfg->ip4)
 		return TC_ACT_OK;
 	if (cfg->node_ip4 && ip->saddr == cfg->node_ip4)
 		return TC_ACT_OK; /* kubelet health probes reach the app */

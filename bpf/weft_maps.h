@@ -18,6 +18,17 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } weft_pods SEC(".maps");
 
+/* Pod IP → the pod's netns cookie, for tc ingress: at ingress skb->sk is NULL and
+ * bpf_get_netns_cookie(skb) answers init_net's cookie, so tc finds its pod by the packet's
+ * destination (pod IPs are unique on a node). Written on enrol, deleted on release. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct weft_ip_key);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} weft_pod_ips SEC(".maps");
+
 /* connect4/6 → sockops hand-off: the original destination stored on the client socket itself.
  * Freed by the kernel with the socket, so it needs no cleanup. */
 struct {

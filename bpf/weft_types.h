@@ -20,6 +20,7 @@
 #define WEFT_MAX_EXCLUDED_PORTS 16
 #define WEFT_UID_LEN 64
 #define WEFT_PATH_LEN 256
+#define WEFT_IFNAME_LEN 16
 
 /* weft_pod_config.flags */
 #define WEFT_POD_ENROLLED (1u << 0) /* outbound capture on, inbound steered (fail closed) */
@@ -56,6 +57,14 @@ struct weft_orig_key {
 	__u32 _pad1;
 };
 
+/* An IP address of either family: IPv4 in addr[0] (network order), IPv6 in all four words.
+ * 20 bytes. */
+struct weft_ip_key {
+	__u32 addr[4];
+	__u8 family;  /* WEFT_AF_INET / WEFT_AF_INET6 */
+	__u8 _pad0[3];
+};
+
 /* weft_enrolment.state */
 #define WEFT_ENROL_PENDING 1 /* enrolment started; anything may be half attached */
 #define WEFT_ENROL_DONE 2
@@ -68,7 +77,8 @@ struct weft_uid {
 	char uid[WEFT_UID_LEN];
 };
 
-/* The agent's registry of enrolled pods (user space only), keyed by struct weft_uid. Lets a restarted agent find what it attached. 552 bytes. */
+/* The agent's registry of enrolled pods (user space only), keyed by struct weft_uid. Lets a
+ * restarted agent find what it attached and how to undo it. 568 bytes. */
 struct weft_enrolment {
 	__u64 netns_cookie;
 	__u64 cgroup_id;
@@ -78,6 +88,7 @@ struct weft_enrolment {
 	__u32 ip4;           /* network order */
 	__u32 node_ip4;      /* network order */
 	__u32 _pad0;
+	char ifname[WEFT_IFNAME_LEN]; /* the pod's interface inside its netns (tc is attached there) */
 	char netns_path[WEFT_PATH_LEN];
 	char cgroup_path[WEFT_PATH_LEN];
 };

@@ -8,7 +8,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   LAYOUTS, decodeEnrolment, decodeOrigDst, decodeOrigKey, decodePodConfig, decodeUid, encodeEnrolment, encodeOrigDst,
-  encodeOrigKey, encodePodConfig, encodeUid, ENROL_DONE, AF_INET,
+  encodeOrigKey, encodePodConfig, encodeUid, ENROL_DONE, AF_INET, encodeIpKey, decodeIpKey,
 } from '../../agent/src/redirect/codec.js';
 import { InvalidArgumentError } from '../../agent/src/common/errors.js';
 
@@ -59,9 +59,12 @@ describe('redirect codec', () => {
     const dst = { address: '198.19.0.7', port: 8080, family: AF_INET } as const;
     assert.deepEqual(decodeOrigDst(encodeOrigDst(dst)), dst);
     assert.equal(decodeUid(encodeUid('6b1e-uid')), '6b1e-uid');
+    const ipk = encodeIpKey('198.18.3.4');
+    assert.deepEqual([...ipk], [198, 18, 3, 4, ...Array(12).fill(0), AF_INET, 0, 0, 0]);
+    assert.equal(decodeIpKey(ipk), '198.18.3.4');
 
     const e = {
-      netnsCookie: 9n, cgroupId: 77n, state: ENROL_DONE, createdClsact: true, ifindex: 3, ip4: '198.18.0.9', nodeIp4: undefined,
+      netnsCookie: 9n, cgroupId: 77n, state: ENROL_DONE, createdClsact: true, ifindex: 3, ip4: '198.18.0.9', nodeIp4: undefined, ifname: 'eth0',
       netnsPath: '/run/netns/weft-x-p1', cgroupPath: '/sys/fs/cgroup/unified/kubepods.slice/x',
     } as const;
     assert.deepEqual(decodeEnrolment(encodeEnrolment(e)), e);

@@ -12,6 +12,7 @@ export const PORT_HBONE = 15008;
 export const MAX_EXCLUDED_PORTS = 16;
 export const UID_LEN = 64;
 export const PATH_LEN = 256;
+export const IFNAME_LEN = 16;
 
 export const POD_ENROLLED = 1 << 0;
 export const ENROL_PENDING = 1;
@@ -24,9 +25,10 @@ export const LAYOUTS = {
   weft_orig_dst: { size: 24, fields: { addr: 0, port: 16, family: 18, _pad0: 19, _pad1: 20 } },
   weft_orig_key: { size: 16, fields: { netns_cookie: 0, port: 8, family: 10, _pad0: 11, _pad1: 12 } },
   weft_uid: { size: 64, fields: { uid: 0 } },
+  weft_ip_key: { size: 20, fields: { addr: 0, family: 16, _pad0: 17 } },
   weft_enrolment: {
-    size: 552,
-    fields: { netns_cookie: 0, cgroup_id: 8, state: 16, flags: 20, ifindex: 24, ip4: 28, node_ip4: 32, _pad0: 36, netns_path: 40, cgroup_path: 296 },
+    size: 568,
+    fields: { netns_cookie: 0, cgroup_id: 8, state: 16, flags: 20, ifindex: 24, ip4: 28, node_ip4: 32, _pad0: 36, ifname: 40, netns_path: 56, cgroup_path: 312 },
   },
 } as const;
 
@@ -169,6 +171,19 @@ export function decodeOrigDst(b: Buffer): OrigDst {
   return { address: readIp4(b, F.orig.addr) ?? '0.0.0.0', port, family: AF_INET };
 }
 
+/** Key of weft_pod_ips: a pod address (IPv4 shipped; the key has room for IPv6). */
+export function encodeIpKey(ip: string): Buffer {
+  const b = Buffer.alloc(LAYOUTS.weft_ip_key.size);
+  writeIp4(b, LAYOUTS.weft_ip_key.fields.addr, ip, 'pod.ip');
+  b.writeUInt8(AF_INET, LAYOUTS.weft_ip_key.fields.family);
+  return b;
+}
+
+export function decodeIpKey(b: Buffer): string {
+  expectSize(b, 'weft_ip_key');
+  return readIp4(b, LAYOUTS.weft_ip_key.fields.addr) ?? '0.0.0.0';
+}
+
 export function encodeUid(uid: string): Buffer {
   const b = Buffer.alloc(LAYOUTS.weft_uid.size);
   writeCString(b, 0, UID_LEN, uid, 'pod.uid');
@@ -188,6 +203,7 @@ export interface Enrolment {
   ifindex: number;
   ip4?: string | undefined;
   nodeIp4?: string | undefined;
+  ifname: string;
   netnsPath: string;
   cgroupPath: string;
 }
@@ -201,6 +217,7 @@ export function encodeEnrolment(e: Enrolment): Buffer {
   b.writeUInt32LE(e.ifindex, F.enr.ifindex);
   writeIp4(b, F.enr.ip4, e.ip4, 'pod.ip');
   writeIp4(b, F.enr.node_ip4, e.nodeIp4, 'pod.nodeGatewayIp');
+  writeCString(b, F.enr.ifname, IFNAME_LEN, e.ifname, 'pod.ifname');
   writeCString(b, F.enr.netns_path, PATH_LEN, e.netnsPath, 'pod.netnsPath');
   writeCString(b, F.enr.cgroup_path, PATH_LEN, e.cgroupPath, 'pod.cgroupPath');
   return b;
@@ -216,6 +233,7 @@ export function decodeEnrolment(b: Buffer): Enrolment {
     ifindex: b.readUInt32LE(F.enr.ifindex),
     ip4: readIp4(b, F.enr.ip4),
     nodeIp4: readIp4(b, F.enr.node_ip4),
+    ifname: readCString(b, F.enr.ifname, IFNAME_LEN),
     netnsPath: readCString(b, F.enr.netns_path, PATH_LEN),
     cgroupPath: readCString(b, F.enr.cgroup_path, PATH_LEN),
   };
