@@ -3,8 +3,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
 import { Socket, createServer } from 'node:net';
-import { run } from '../../agent/src/common/exec.js';
 import { InvalidArgumentError } from '../../agent/src/common/errors.js';
 import { privilegedSkip } from '../helpers/privilege.js';
 import {
@@ -12,12 +12,22 @@ import {
 } from '../../agent/src/native/index.js';
 
 const skip = privilegedSkip();
+
+/** Runs a host tool synchronously (ip, nsenter, tc); throws with its stderr on failure. */
+function run(cmd: string, args: string[], opts: { allowFailure?: boolean } = {}): { stdout: string } {
+  try {
+    return { stdout: execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }) };
+  } catch (err) {
+    if (opts.allowFailure) return { stdout: '' };
+    throw err;
+  }
+}
 const SLOT = { priority: 7, handle: 7 } as const;
 
-async function makeNetns(): Promise<{ name: string; path: string }> {
+function makeNetns(): { name: string; path: string } {
   const name = `weft-nt-${randomBytes(4).toString('hex')}`;
-  await run('ip', ['netns', 'add', name]);
-  await run('ip', ['-n', name, 'link', 'set', 'lo', 'up']);
+  run('ip', ['netns', 'add', name]);
+  run('ip', ['-n', name, 'link', 'set', 'lo', 'up']);
   return { name, path: `/run/netns/${name}` };
 }
 
@@ -32,7 +42,7 @@ describe('native: tc in a network namespace', { skip }, () => {
   let obj: BpfObject;
 
   before(async () => {
-    ns = await makeNetns();
+    ns = makeNetns();
     obj = BpfObject.open(bpfObjectPath('selftest'));
     obj.setAutoload('selftest_connect4', false);
     await obj.load();
@@ -40,7 +50,7 @@ describe('native: tc in a network namespace', { skip }, () => {
 
   after(async () => {
     obj?.close();
-    if (ns.name) await run('ip', ['netns', 'del', ns.name], { allowFailure: true });
+    if (ns.name) run('ip', ['netns', 'del', ns.name], { allowFailure: true });
   });
 
   test('attach on lo inside the netns, see it there (and only there), count real packets, replace, detach', async () => {
@@ -53,7 +63,7 @@ describe('native: tc in a network namespace', { skip }, () => {
     assert.deepEqual(a, { ifindex: 1, handle: 7, priority: 7, progId, hookCreated: true });
     assert.equal((await tcQuery({ ...target, ...SLOT }))?.progId, progId);
     assert.equal(await tcQuery({ ifname: 'lo', ...SLOT }), null, 'the host netns is untouched');
-    const shown = await run('nsenter', [`--net=${ns.path}`, 'tc', 'filter', 'show', 'dev', 'lo', 'ingress']);
+    const shown = run('nsenter', [`--net=${ns.path}`, 'tc', 'filter', 'show', 'dev', 'lo', 'ingress']);
     assert.match(shown.stdout, /selftest_tc/);
     assert.match(shown.stdout, /direct-action/);
 
@@ -88,7 +98,7 @@ describe('native: tc in a network namespace', { skip }, () => {
     assert.equal(await tcDetach({ ...target, ...SLOT }), false, 'detaching twice is harmless');
     assert.equal(await tcHookDestroy({ netns: ns.path, ifname: 'lo' }), true);
     assert.equal(await tcHookDestroy({ netns: ns.path, ifname: 'lo' }), false);
-    const after = await run('nsenter', [`--net=${ns.path}`, 'tc', 'qdisc', 'show', 'dev', 'lo']);
+    const after = run('nsenter', [`--net=${ns.path}`, 'tc', 'qdisc', 'show', 'dev', 'lo']);
     assert.doesNotMatch(after.stdout, /clsact/);
   });
 

@@ -1,0 +1,174 @@
+// Sockets made natively inside a network namespace and used by Node through their fds:
+// a listener served by net.Server.listen({fd}), an outbound socket connected by
+// new net.Socket({fd}).connect(), a transparent socket keeping a foreign source IP, cookies.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readdirSync } from 'node:fs';
+import { Socket, createServer, type Server } from 'node:net';
+import { privilegedSkip } from '../helpers/privilege.js';
+import {
+  BpfObject, NativeError, bpfObjectPath, closeFd, getMark, listenInNetns, localAddress, netnsCookie, netnsCookieOfPath, peerAddress, socketCookie, socketInNetns,
+} from '../../agent/src/native/index.js';
+
+const skip = privilegedSkip();
+
+/** Runs a host tool synchronously (ip, nsenter, tc); throws with its stderr on failure. */
+function run(cmd: string, args: string[], opts: { allowFailure?: boolean } = {}): { stdout: string } {
+  try {
+    return { stdout: execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }) };
+  } catch (err) {
+    if (opts.allowFailure) return { stdout: '' };
+    throw err;
+  }
+}
+const POD_IP = '198.18.250.1';
+const FOREIGN_IP = '198.18.250.77'; // not configured anywhere: only IP_TRANSPARENT can bind it
+const MARK = 0x77;
+
+function serve(fd: number, onConn: (s: Socket) => void): Promise<Server> {
+  const server = createServer(onConn);
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ fd }, () => resolve(server));
+  });
+}
+
+function firstConnection(server: Server): Promise<Socket> {
+  return new Promise((resolve) => server.once('connection', resolve));
+}
+
+function connectFd(fd: number, port: number, host: string): Promise<Socket> {
+  const s = new Socket({ fd });
+  return new Promise((resolve, reject) => {
+    s.once('error', reject);
+    s.connect(port, host, () => resolve(s));
+  });
+}
+
+describe('native: sockets in a network namespace', { skip }, () => {
+  const name = `weft-nt-${randomBytes(4).toString('hex')}`;
+  const path = `/run/netns/${name}`;
+  const servers: Server[] = [];
+  const sockets: Socket[] = [];
+
+  before(async () => {
+    run('ip', ['netns', 'add', name]);
+    run('ip', ['-n', name, 'link', 'set', 'lo', 'up']);
+    run('ip', ['-n', name, 'addr', 'add', `${POD_IP}/32`, 'dev', 'lo']);
+    // What the inbound proxy relies on to keep a client's source IP (see reference: TPROXY-less
+    // source preservation): replies to marked connections route back locally.
+    run('nsenter', [`--net=${path}`, 'sysctl', '-qw', 'net.ipv4.tcp_fwmark_accept=1']);
+    run('ip', ['-n', name, 'rule', 'add', 'fwmark', String(MARK), 'lookup', '177']);
+    run('ip', ['-n', name, 'route', 'add', 'local', '0.0.0.0/0', 'dev', 'lo', 'table', '177']);
+  });
+
+  after(async () => {
+    for (const s of sockets) s.destroy();
+    for (const s of servers) s.close();
+    run('ip', ['netns', 'del', name], { allowFailure: true });
+  });
+
+  test('a listener made in the netns serves connections from inside it; cookies identify the netns', async () => {
+    const server = await serve(await listenInNetns({ netns: path, host: POD_IP, port: 0 }), (s) => s.end('hello'));
+    servers.push(server);
+    const port = (server.address() as { port: number }).port;
+    assert.deepEqual(server.address(), { address: POD_IP, family: 'IPv4', port });
+
+    // A client in the netns (a separate process entered with nsenter) reaches it.
+    const accepted = firstConnection(server);
+    const client = spawn('nsenter', [`--net=${path}`, process.execPath, '-e',
+      `const s=require('net').connect(${port},'${POD_IP}');let d='';s.on('data',x=>d+=x).on('end',()=>{process.stdout.write(d)})`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    client.stdout.on('data', (d) => (out += d));
+    const conn = await accepted;
+    await new Promise((r) => client.on('exit', r));
+    assert.equal(out, 'hello');
+
+    const nsCookie = await netnsCookieOfPath(path);
+    const hostSock = createServer();
+    await new Promise<void>((r) => hostSock.listen(0, '127.0.0.1', r));
+    try {
+      assert.equal(netnsCookie(server), nsCookie, 'the listener lives in the netns');
+      assert.notEqual(netnsCookie(hostSock), nsCookie, 'the host netns has another cookie');
+      assert.equal(typeof socketCookie(server), 'bigint');
+    } finally {
+      hostSock.close();
+    }
+    void conn;
+  });
+
+  test('an outbound socket made in the netns is connected by Node; SO_REUSEPORT shares a port', async () => {
+    const fd1 = await listenInNetns({ netns: path, host: POD_IP, port: 0, reusePort: true });
+    const server = await serve(fd1, (s) => sockets.push(s));
+    servers.push(server);
+    const port = (server.address() as { port: number }).port;
+    // A second listener on the same port works only with SO_REUSEPORT on both.
+    const fd2 = await listenInNetns({ netns: path, host: POD_IP, port, reusePort: true });
+    closeFd(fd2);
+    await assert.rejects(listenInNetns({ netns: path, host: POD_IP, port }), (e: unknown) => {
+      assert.ok(e instanceof NativeError);
+      assert.equal(e.syscallCode, 'EADDRINUSE');
+      assert.equal(e.operation, 'bind');
+      return true;
+    });
+
+    const accepted = firstConnection(server);
+    const client = await connectFd(await socketInNetns({ netns: path }), port, POD_IP);
+    sockets.push(client);
+    const conn = await accepted;
+    assert.equal(netnsCookie(client), await netnsCookieOfPath(path));
+    assert.deepEqual(peerAddress(client), { family: 'IPv4', address: POD_IP, port });
+    assert.equal(peerAddress(conn).port, localAddress(client).port, 'the server sees our socket');
+    assert.equal(conn.remotePort, client.localPort);
+  });
+
+  test('IP_TRANSPARENT + SO_MARK: an outbound socket keeps a foreign source IP', async () => {
+    const server = await serve(await listenInNetns({ netns: path, host: POD_IP, port: 0 }), (s) => sockets.push(s));
+    servers.push(server);
+    const port = (server.address() as { port: number }).port;
+
+    // Without IP_TRANSPARENT the kernel refuses to bind an address that is not local.
+    await assert.rejects(socketInNetns({ netns: path, bind: { host: FOREIGN_IP } }), (e: unknown) => {
+      assert.ok(e instanceof NativeError);
+      assert.equal(e.syscallCode, 'EADDRNOTAVAIL');
+      assert.equal(e.operation, 'bind');
+      return true;
+    });
+
+    const accepted = firstConnection(server);
+    const client = await connectFd(await socketInNetns({ netns: path, transparent: true, mark: MARK, bind: { host: FOREIGN_IP } }), port, POD_IP);
+    sockets.push(client);
+    const conn = await accepted;
+    assert.equal(conn.remoteAddress, FOREIGN_IP, 'the server sees the foreign source address');
+    assert.equal(localAddress(client).address, FOREIGN_IP);
+    assert.equal(getMark(client), MARK);
+    const echoed = new Promise<string>((r) => client.once('data', (d) => r(String(d))));
+    conn.write('reply');
+    assert.equal(await echoed, 'reply', 'replies route back to the transparent socket');
+  });
+
+  test('failed calls and closed objects leave no file descriptors behind', async () => {
+    const fds = () => readdirSync('/proc/self/fd').length;
+    const held = await listenInNetns({ netns: path, host: POD_IP, port: 0 });
+    const port = localAddress(held).port;
+    const before = fds();
+    for (let i = 0; i < 20; i++) {
+      await assert.rejects(listenInNetns({ netns: path, host: POD_IP, port }), NativeError);
+      await assert.rejects(socketInNetns({ netns: path, bind: { host: FOREIGN_IP } }), NativeError);
+    }
+    for (let i = 0; i < 3; i++) {
+      const obj = BpfObject.open(bpfObjectPath('selftest'));
+      await obj.load();
+      obj.close();
+    }
+    assert.equal(fds(), before);
+    closeFd(held);
+  });
+
+  test('an unknown netns is a NativeError (ENOENT, open netns); nothing is created', async () => {
+    await assert.rejects(listenInNetns({ netns: '/run/netns/weft-nt-absent', port: 0 }), (e: unknown) => e instanceof NativeError && e.syscallCode === 'ENOENT' && e.operation === 'open netns');
+    await assert.rejects(netnsCookieOfPath('/run/netns/weft-nt-absent'), (e: unknown) => e instanceof NativeError && e.syscallCode === 'ENOENT');
+  });
+});
