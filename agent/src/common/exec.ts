@@ -34,6 +34,9 @@ export function run(cmd: string, args: readonly string[], options: RunOptions = 
         resolve({ stdout, stderr, code });
       }
     });
+    // A command that exits without reading its stdin makes this write fail with EPIPE; that
+    // is not an error of the command (its exit code says how it went).
+    child.stdin!.on('error', () => undefined);
     child.stdin!.end(options.input ?? '');
   });
 }
