@@ -31,7 +31,10 @@ export function channelOptions(conn: ControlPlaneConnection): ChannelOptions {
 export class CaClient {
   private readonly stub: CaStub;
   constructor(private readonly conn: ControlPlaneConnection) {
-    this.stub = new CaClientCtor(conn.address, credentials.createSsl(Buffer.from(conn.rootCertPem)), channelOptions(conn));
+    // A short channel backoff: after a CA outage the next refresh should not wait minutes.
+    this.stub = new CaClientCtor(conn.address, credentials.createSsl(Buffer.from(conn.rootCertPem)), {
+      ...channelOptions(conn), 'grpc.initial_reconnect_backoff_ms': 200, 'grpc.max_reconnect_backoff_ms': 5000,
+    });
   }
 
   /** Sends a CSR for `spiffeId`; resolves to the PEM chain (leaf first, root last). */
