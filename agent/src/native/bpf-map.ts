@@ -24,6 +24,8 @@ export interface BpfMapInit {
   owner: FdOwner | null;
 }
 
+let possibleCpus: number | undefined;
+
 export class BpfMap {
   readonly name: string;
   readonly type: string;
@@ -77,7 +79,9 @@ export class BpfMap {
 
   /** Bytes a lookup returns: valueSize, or per-CPU the values of every possible CPU. */
   get valueBufferSize(): number {
-    return this.perCpu ? Math.ceil(this.valueSize / 8) * 8 * callNative(() => addon().numPossibleCpus()) : this.valueSize;
+    if (!this.perCpu) return this.valueSize;
+    possibleCpus ??= callNative(() => addon().numPossibleCpus());
+    return Math.ceil(this.valueSize / 8) * 8 * possibleCpus;
   }
 
   lookup(key: Buffer): Buffer | undefined {

@@ -22,6 +22,9 @@ export class BpfObject implements FdOwner {
   #loading = false;
   #programs = new Map<string, BpfProgram>();
   #maps = new Map<string, BpfMap>();
+  /** fds of programs and maps, fixed from load() until close(); read on every map operation. */
+  #progFds = new Map<string, number>();
+  #mapFds = new Map<string, number>();
 
   private constructor(path: string, raw: RawBpfObject) {
     this.path = path;
@@ -75,7 +78,7 @@ export class BpfObject implements FdOwner {
     if (!info) throw new InvalidArgumentError('name', `no program '${name}' in ${this.path} (has: ${callNative(() => raw.programs()).map((p) => p.name).join(', ')})`);
     const prog = new BpfProgram({
       name: info.name, section: info.section, type: info.type, expectedAttachType: info.expectedAttachType,
-      fd: () => this.#raw.programs().find((p) => p.name === name)?.fd ?? null,
+      fd: () => this.#progFds.get(name) ?? null,
       autoload: () => callNative(() => this.#live().programs()).find((p) => p.name === name)?.autoload ?? false,
       owner: this,
     });
@@ -98,7 +101,7 @@ export class BpfObject implements FdOwner {
     if (!info) throw new InvalidArgumentError('name', `no map '${name}' in ${this.path} (has: ${callNative(() => raw.maps()).map((m) => m.name).join(', ')})`);
     const map = new BpfMap({
       name: info.name, type: info.type, keySize: info.keySize, valueSize: info.valueSize, maxEntries: info.maxEntries,
-      fd: () => this.#raw.maps().find((m) => m.name === name)?.fd ?? null,
+      fd: () => this.#mapFds.get(name) ?? null,
       owner: this,
     });
     this.#maps.set(name, map);
@@ -176,6 +179,8 @@ export class BpfObject implements FdOwner {
     try {
       await callNativeAsync(() => raw.load());
       this.#loaded = true;
+      for (const p of raw.programs()) if (p.fd !== null) this.#progFds.set(p.name, p.fd);
+      for (const m of raw.maps()) if (m.fd !== null) this.#mapFds.set(m.name, m.fd);
     } finally {
       this.#loading = false;
     }
@@ -186,6 +191,8 @@ export class BpfObject implements FdOwner {
     const raw = this.#live();
     callNative(() => raw.close());
     this.#closed = true;
+    this.#progFds.clear();
+    this.#mapFds.clear();
   }
 }
 
