@@ -5,11 +5,11 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, rmSync, rmdirSync } from 'node:fs';
 import { connect, createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { privilegedSkip } from '../helpers/privilege.js';
+import { sweepStale, testName } from './native-fixtures.js';
 import { BpfLink, BpfMap, BpfObject, NativeError, bpfObjectPath, bpffsMount, cgroup2Mount, cgroupId, cgroupPrograms, unpin } from '../../agent/src/native/index.js';
 
 const skip = privilegedSkip();
@@ -36,15 +36,16 @@ const portOf = (s: Server) => (s.address() as { port: number }).port;
 const u16 = (n: number) => { const b = Buffer.alloc(2); b.writeUInt16LE(n); return b; };
 
 describe('native: a real BPF program through the whole chain', { skip }, () => {
-  const tag = randomBytes(4).toString('hex');
+  const tag = testName('weft-test');
   let cgroup = '';
   let pinDir = '';
   let watched: Server;
   let other: Server;
 
   before(async () => {
-    cgroup = join(cgroup2Mount()!, `weft-test-${tag}`);
-    pinDir = join(bpffsMount()!, `weft-test-${tag}`);
+    sweepStale();
+    cgroup = join(cgroup2Mount()!, tag);
+    pinDir = join(bpffsMount()!, tag);
     mkdirSync(cgroup);
     mkdirSync(pinDir);
     watched = await listen();

@@ -3,26 +3,17 @@
 // new net.Socket({fd}).connect(), a transparent socket keeping a foreign source IP, cookies.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { spawn } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { Socket, createServer, type Server } from 'node:net';
 import { privilegedSkip } from '../helpers/privilege.js';
+import { removeNetns, sh as run, sweepStale, testName } from './native-fixtures.js';
 import {
   BpfObject, NativeError, bpfObjectPath, closeFd, getMark, listenInNetns, localAddress, netnsCookie, netnsCookieOfPath, peerAddress, socketCookie, socketInNetns,
 } from '../../agent/src/native/index.js';
 
 const skip = privilegedSkip();
 
-/** Runs a host tool synchronously (ip, nsenter, tc); throws with its stderr on failure. */
-function run(cmd: string, args: string[], opts: { allowFailure?: boolean } = {}): { stdout: string } {
-  try {
-    return { stdout: execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }) };
-  } catch (err) {
-    if (opts.allowFailure) return { stdout: '' };
-    throw err;
-  }
-}
 const POD_IP = '198.18.250.1';
 const FOREIGN_IP = '198.18.250.77'; // not configured anywhere: only IP_TRANSPARENT can bind it
 const MARK = 0x77;
@@ -48,12 +39,13 @@ function connectFd(fd: number, port: number, host: string): Promise<Socket> {
 }
 
 describe('native: sockets in a network namespace', { skip }, () => {
-  const name = `weft-nt-${randomBytes(4).toString('hex')}`;
+  const name = testName('weft-nt');
   const path = `/run/netns/${name}`;
   const servers: Server[] = [];
   const sockets: Socket[] = [];
 
   before(async () => {
+    sweepStale();
     run('ip', ['netns', 'add', name]);
     run('ip', ['-n', name, 'link', 'set', 'lo', 'up']);
     run('ip', ['-n', name, 'addr', 'add', `${POD_IP}/32`, 'dev', 'lo']);
@@ -67,7 +59,7 @@ describe('native: sockets in a network namespace', { skip }, () => {
   after(async () => {
     for (const s of sockets) s.destroy();
     for (const s of servers) s.close();
-    run('ip', ['netns', 'del', name], { allowFailure: true });
+    removeNetns(name);
   });
 
   test('a listener made in the netns serves connections from inside it; cookies identify the netns', async () => {

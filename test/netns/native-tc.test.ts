@@ -2,34 +2,16 @@
 // BPF_PROG_TEST_RUN, and the kernel feature probes `weft check` uses.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { execFileSync } from 'node:child_process';
 import { Socket, createServer } from 'node:net';
 import { InvalidArgumentError } from '../../agent/src/common/errors.js';
 import { privilegedSkip } from '../helpers/privilege.js';
+import { makeNetns, removeNetns, sh as run, sweepStale } from './native-fixtures.js';
 import {
   BpfObject, NativeError, bpfObjectPath, ifindexInNetns, listenInNetns, probeHelper, probeProgType, socketInNetns, tcDetach, tcHookDestroy, tcQuery,
 } from '../../agent/src/native/index.js';
 
 const skip = privilegedSkip();
-
-/** Runs a host tool synchronously (ip, nsenter, tc); throws with its stderr on failure. */
-function run(cmd: string, args: string[], opts: { allowFailure?: boolean } = {}): { stdout: string } {
-  try {
-    return { stdout: execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }) };
-  } catch (err) {
-    if (opts.allowFailure) return { stdout: '' };
-    throw err;
-  }
-}
 const SLOT = { priority: 7, handle: 7 } as const;
-
-function makeNetns(): { name: string; path: string } {
-  const name = `weft-nt-${randomBytes(4).toString('hex')}`;
-  run('ip', ['netns', 'add', name]);
-  run('ip', ['-n', name, 'link', 'set', 'lo', 'up']);
-  return { name, path: `/run/netns/${name}` };
-}
 
 const counter = (obj: BpfObject, i: number) => {
   const k = Buffer.alloc(4);
@@ -42,6 +24,7 @@ describe('native: tc in a network namespace', { skip }, () => {
   let obj: BpfObject;
 
   before(async () => {
+    sweepStale();
     ns = makeNetns();
     obj = BpfObject.open(bpfObjectPath('selftest'));
     obj.setAutoload('selftest_connect4', false);
@@ -50,7 +33,7 @@ describe('native: tc in a network namespace', { skip }, () => {
 
   after(async () => {
     obj?.close();
-    if (ns.name) run('ip', ['netns', 'del', ns.name], { allowFailure: true });
+    removeNetns(ns.name);
   });
 
   test('attach on lo inside the netns, see it there (and only there), count real packets, replace, detach', async () => {
