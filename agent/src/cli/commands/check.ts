@@ -1,0 +1,32 @@
+import { outputFormat, outputOption, type Command } from '../command.js';
+import { runNodeChecks } from '../../preflight/node-checks.js';
+
+export const checkCommand: Command = {
+  name: 'check',
+  summary: 'Preflight this node: kernel, BTF, cgroup v2, bpffs, capabilities, BPF features',
+  usage: ['weft check [-o json]'],
+  help: `Checks that this machine can run the Weft agent: kernel version, BTF, where cgroup v2 is
+mounted, bpffs, the capabilities the agent needs (BPF, NET_ADMIN, SYS_ADMIN), and that each BPF
+program type and helper Weft uses is accepted by this kernel (probed by loading a program).
+One line per check; exit code 1 if anything required is missing.
+
+Options:
+  -o, --output table|json   output format (default table)`,
+  options: outputOption,
+  async run(args, io) {
+    const format = outputFormat(args);
+    const results = await runNodeChecks();
+    const ok = results.every((r) => r.ok || !r.required);
+    if (format === 'json') {
+      io.out(JSON.stringify({ ok, checks: results }, null, 2) + '\n');
+    } else {
+      const width = Math.max(...results.map((r) => r.name.length));
+      for (const r of results) {
+        io.out(`${r.ok ? 'ok  ' : r.required ? 'FAIL' : 'warn'}  ${r.name.padEnd(width)}  ${r.detail}\n`);
+        if (!r.ok && r.hint) io.out(`      ${' '.repeat(width)}  hint: ${r.hint}\n`);
+      }
+      io.out(ok ? 'This node can run Weft.\n' : 'This node cannot run Weft yet: fix the FAIL lines above.\n');
+    }
+    return ok ? 0 : 1;
+  },
+};
