@@ -168,4 +168,30 @@ describe('native: a real BPF program through the whole chain', { skip }, () => {
       obj.close();
     }
   });
+  test('objects share a map through a pin path or an fd', async () => {
+    const pin = join(pinDir, 'shared_counts');
+    const a = BpfObject.open(bpfObjectPath('selftest'));
+    const b = BpfObject.open(bpfObjectPath('selftest'));
+    const c = BpfObject.open(bpfObjectPath('selftest'));
+    try {
+      a.setPinPath('connects_by_port', pin);
+      await a.load();
+      assert.ok(existsSync(pin), 'load pinned the map');
+      b.setPinPath('connects_by_port', pin);
+      await b.load();
+      c.reuseMap('connects_by_port', a.map('connects_by_port'));
+      await c.load();
+      const id = a.map('connects_by_port').info().id;
+      assert.equal(b.map('connects_by_port').info().id, id, 'reused through the pin');
+      assert.equal(c.map('connects_by_port').info().id, id, 'reused through the fd');
+      a.map('connects_by_port').update(u16(9), Buffer.alloc(8, 2));
+      assert.deepEqual(c.map('connects_by_port').lookup(u16(9)), Buffer.alloc(8, 2));
+      assert.notEqual(a.map('packets').info().id, b.map('packets').info().id, 'other maps stay separate');
+    } finally {
+      a.close();
+      b.close();
+      c.close();
+    }
+    assert.equal(unpin(pin), true);
+  });
 });
