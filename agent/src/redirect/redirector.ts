@@ -155,14 +155,14 @@ export class Redirector {
    * twice. If the pod's netns or cgroup is gone (also mid-way), throws PodGoneError and leaves
    * nothing attached.
    */
-  enrol(pod: PodSpec): Promise<EnrolledPod> {
+  async enrol(pod: PodSpec): Promise<EnrolledPod> {
     this.ensureOpen();
     checkSpec(pod);
     return this.mutex.run(pod.uid, () => this.enrolLocked(pod));
   }
 
   /** Undo enrol() exactly. Returns false when the pod was not enrolled. Idempotent. */
-  release(uid: string): Promise<boolean> {
+  async release(uid: string): Promise<boolean> {
     this.ensureOpen();
     checkUid(uid);
     return this.mutex.run(uid, () => this.releaseLocked(uid));
