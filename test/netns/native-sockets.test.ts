@@ -26,6 +26,16 @@ function serve(fd: number, onConn: (s: Socket) => void): Promise<Server> {
   });
 }
 
+const held: Server[] = [];
+
+/** A listener in this process's own netns (for its netns cookie); closed with the suite. */
+async function listenAndHold(): Promise<Server> {
+  const s = createServer();
+  held.push(s);
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  return s;
+}
+
 function firstConnection(server: Server): Promise<Socket> {
   return new Promise((resolve) => server.once('connection', resolve));
 }
@@ -58,7 +68,7 @@ describe('native: sockets in a network namespace', { skip }, () => {
 
   after(async () => {
     for (const s of sockets) s.destroy();
-    for (const s of servers) s.close();
+    for (const s of [...servers, ...held]) s.close();
     removeNetns(name);
   });
 
@@ -157,6 +167,39 @@ describe('native: sockets in a network namespace', { skip }, () => {
     }
     assert.equal(fds(), before);
     closeFd(held);
+  });
+
+  test('concurrent calls for different netns each land in their own netns (setns is per thread)', async () => {
+    const other = testName('weft-nt');
+    run('ip', ['netns', 'add', other]);
+    try {
+      const paths = [path, `/run/netns/${other}`];
+      const cookies = await Promise.all(paths.map((p) => netnsCookieOfPath(p)));
+      assert.notEqual(cookies[0], cookies[1]);
+      const hostCookie = netnsCookie(await listenAndHold());
+      const jobs = Array.from({ length: 40 }, (_, i) => (i % 3 === 2 ? undefined : paths[i % 3]));
+      const fds = await Promise.all(jobs.map((p) => listenInNetns({ ...(p ? { netns: p } : {}), host: '127.0.0.1', port: 0 })));
+      try {
+        fds.forEach((fd, i) => {
+          const p = jobs[i];
+          assert.equal(netnsCookie(fd), p ? cookies[paths.indexOf(p)] : hostCookie, `socket ${i} (${p ?? 'host'})`);
+        });
+      } finally {
+        fds.forEach((fd) => closeFd(fd));
+      }
+    } finally {
+      removeNetns(other);
+    }
+  });
+
+  test('IPv6 listeners and sockets', async () => {
+    const server = await serve(await listenInNetns({ netns: path, host: '::1', port: 0 }), (s) => sockets.push(s));
+    servers.push(server);
+    const addr = server.address() as { address: string; family: string; port: number };
+    assert.deepEqual([addr.address, addr.family], ['::1', 'IPv6']);
+    const client = await connectFd(await socketInNetns({ netns: path, family: 6 }), addr.port, '::1');
+    sockets.push(client);
+    assert.deepEqual(peerAddress(client), { family: 'IPv6', address: '::1', port: addr.port });
   });
 
   test('an unknown netns is a NativeError (ENOENT, open netns); nothing is created', async () => {
