@@ -13,7 +13,8 @@ export const DEFAULT_CONTROLLER_STATE_DIR = '/var/lib/weft/controller';
 async function sourceFrom(spec: string): Promise<ClusterSource> {
   if (spec.startsWith('dir:') && spec.length > 4) return new DirectorySource(resolve(spec.slice(4)));
   if (spec === 'kubernetes') {
-    throw new UsageError('--source kubernetes is not available in this build yet; use dir:PATH');
+    const { KubernetesSource } = await import('../../controller/source-kubernetes.js');
+    return KubernetesSource.fromDefaultConfig();
   }
   throw new UsageError(`--source must be 'dir:PATH' or 'kubernetes', not '${spec}'`);
 }

@@ -1,0 +1,160 @@
+// A small but faithful stand-in for the Kubernetes API server's list/watch protocol, for
+// testing the Kubernetes source: lists carry a resourceVersion, watches replay history after
+// the given resourceVersion then stream live events, send BOOKMARK events when asked
+// (allowWatchBookmarks), and answer a compacted resourceVersion with an ERROR event of code 410.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+
+export interface Obj {
+  apiVersion?: string;
+  kind?: string;
+  metadata: { name: string; namespace?: string; resourceVersion?: string; [k: string]: unknown };
+  [k: string]: unknown;
+}
+
+interface Event { rv: number; path: string; type: 'ADDED' | 'MODIFIED' | 'DELETED'; object: Obj }
+interface Watcher { path: string; res: ServerResponse; bookmarks: boolean; timer?: NodeJS.Timeout }
+
+export interface RequestRecord { path: string; watch: boolean; resourceVersion?: string; allowWatchBookmarks?: string }
+
+const KINDS: Record<string, { kind: string; apiVersion: string }> = {
+  '/api/v1/namespaces': { kind: 'Namespace', apiVersion: 'v1' },
+  '/api/v1/pods': { kind: 'Pod', apiVersion: 'v1' },
+  '/api/v1/services': { kind: 'Service', apiVersion: 'v1' },
+  '/api/v1/serviceaccounts': { kind: 'ServiceAccount', apiVersion: 'v1' },
+  '/apis/security.weft.io/v1/authorizationpolicies': { kind: 'AuthorizationPolicy', apiVersion: 'security.weft.io/v1' },
+  '/apis/security.weft.io/v1/peerauthentications': { kind: 'PeerAuthentication', apiVersion: 'security.weft.io/v1' },
+};
+
+export class KubeApiDouble {
+  private rv = 100;
+  private compactedThrough = 0;
+  private readonly objects = new Map<string, Map<string, Obj>>();
+  private readonly history: Event[] = [];
+  private readonly watchers = new Set<Watcher>();
+  private failures: Array<{ path: string; status: number }> = [];
+  readonly requests: RequestRecord[] = [];
+  private server: Server | undefined;
+  port = 0;
+
+  constructor(private readonly bookmarkMs = 100) {
+    for (const p of Object.keys(KINDS)) this.objects.set(p, new Map());
+  }
+
+  async start(): Promise<void> {
+    this.server = createServer((req, res) => this.handle(req, res));
+    await new Promise<void>((r) => this.server!.listen(0, '127.0.0.1', r));
+    this.port = (this.server.address() as { port: number }).port;
+  }
+
+  async stop(): Promise<void> {
+    this.disconnectWatches();
+    this.server?.closeAllConnections();
+    await new Promise<void>((r) => this.server?.close(() => r()) ?? r());
+  }
+
+  get resourceVersion(): number {
+    return this.rv;
+  }
+
+  private key(o: Obj): string {
+    return `${o.metadata.namespace ?? ''}/${o.metadata.name}`;
+  }
+
+  /** Creates or replaces an object; returns its new resourceVersion. */
+  put(path: string, o: Obj): number {
+    const table = this.objects.get(path)!;
+    const type = table.has(this.key(o)) ? 'MODIFIED' : 'ADDED';
+    const obj: Obj = { ...KINDS[path], ...o, metadata: { ...o.metadata, resourceVersion: String(++this.rv) } };
+    table.set(this.key(o), obj);
+    this.publish({ rv: this.rv, path, type, object: obj });
+    return this.rv;
+  }
+
+  delete(path: string, namespace: string | undefined, name: string): void {
+    const table = this.objects.get(path)!;
+    const k = `${namespace ?? ''}/${name}`;
+    const old = table.get(k);
+    if (!old) return;
+    table.delete(k);
+    this.publish({ rv: ++this.rv, path, type: 'DELETED', object: { ...old, metadata: { ...old.metadata, resourceVersion: String(this.rv) } } });
+  }
+
+  /** Forget history up to now, like etcd compaction: older resourceVersions get 410 Gone. */
+  compact(): void {
+    this.compactedThrough = this.rv;
+    this.history.length = 0;
+  }
+
+  /** Ends every open watch (the API server restarting, or a load balancer timeout). */
+  disconnectWatches(): void {
+    for (const w of this.watchers) {
+      clearInterval(w.timer);
+      w.res.end();
+    }
+    this.watchers.clear();
+  }
+
+  /** The next request(s) for a path fail with an HTTP error. */
+  failNext(path: string, status: number, times = 1): void {
+    for (let i = 0; i < times; i++) this.failures.push({ path, status });
+  }
+
+  private publish(e: Event): void {
+    this.history.push(e);
+    for (const w of this.watchers) if (w.path === e.path) this.send(w, e.type, e.object);
+  }
+
+  private send(w: Watcher, type: string, object: unknown): void {
+    w.res.write(JSON.stringify({ type, object }) + '\n');
+  }
+
+  private handle(req: IncomingMessage, res: ServerResponse): void {
+    const url = new URL(req.url ?? '/', 'http://x');
+    const path = url.pathname;
+    const watch = url.searchParams.get('watch') === 'true';
+    const rec: RequestRecord = { path, watch };
+    const rvParam = url.searchParams.get('resourceVersion');
+    if (rvParam !== null) rec.resourceVersion = rvParam;
+    const bm = url.searchParams.get('allowWatchBookmarks');
+    if (bm !== null) rec.allowWatchBookmarks = bm;
+    this.requests.push(rec);
+    const status = (code: number, reason: string, message: string) => {
+      res.writeHead(code, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ kind: 'Status', apiVersion: 'v1', status: 'Failure', code, reason, message }));
+    };
+    const fi = this.failures.findIndex((f) => f.path === path);
+    if (fi >= 0) {
+      const f = this.failures.splice(fi, 1)[0]!;
+      return status(f.status, 'InternalError', 'injected failure');
+    }
+    const meta = KINDS[path];
+    if (!meta || req.method !== 'GET') return status(404, 'NotFound', `no such resource ${path}`);
+    if (!watch) {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({
+        kind: `${meta.kind}List`, apiVersion: meta.apiVersion, metadata: { resourceVersion: String(this.rv) },
+        items: [...this.objects.get(path)!.values()],
+      }));
+      return;
+    }
+    const from = Number(rvParam ?? '0');
+    res.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' });
+    const w: Watcher = { path, res, bookmarks: bm === 'true' };
+    if (from < this.compactedThrough) {
+      this.send(w, 'ERROR', { kind: 'Status', apiVersion: 'v1', status: 'Failure', code: 410, reason: 'Expired', message: `too old resource version: ${from} (${this.compactedThrough})` });
+      res.end();
+      return;
+    }
+    for (const e of this.history) if (e.path === path && e.rv > from) this.send(w, e.type, e.object);
+    this.watchers.add(w);
+    if (w.bookmarks) {
+      w.timer = setInterval(() => this.send(w, 'BOOKMARK', { kind: meta.kind, apiVersion: meta.apiVersion, metadata: { resourceVersion: String(this.rv) } }), this.bookmarkMs);
+    }
+    const gone = () => {
+      clearInterval(w.timer);
+      this.watchers.delete(w);
+    };
+    req.on('close', gone);
+    res.on('close', gone);
+  }
+}
