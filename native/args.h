@@ -3,6 +3,7 @@
 #pragma once
 #include <napi.h>
 
+#include <cmath>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -32,7 +33,10 @@ inline std::string OptString(const Napi::Value& v, const std::string& param, con
 inline int64_t Integer(const Napi::Value& v, const std::string& param, int64_t min, int64_t max) {
   if (!v.IsNumber()) throw ArgFailure{param, "expected an integer"};
   double d = v.As<Napi::Number>().DoubleValue();
-  if (d != static_cast<double>(static_cast<int64_t>(d))) throw ArgFailure{param, "expected an integer"};
+  // Range-check as a double first: casting NaN or |d| >= 2^63 to int64_t is undefined.
+  if (!std::isfinite(d) || std::trunc(d) != d) throw ArgFailure{param, "expected an integer"};
+  if (d < static_cast<double>(min) || d > static_cast<double>(max))
+    throw ArgFailure{param, "out of range [" + std::to_string(min) + ", " + std::to_string(max) + "]"};
   auto n = static_cast<int64_t>(d);
   if (n < min || n > max) throw ArgFailure{param, "out of range [" + std::to_string(min) + ", " + std::to_string(max) + "]"};
   return n;
