@@ -30,6 +30,14 @@ struct {
 	__type(value, __u64);
 } packets SEC(".maps");
 
+/* runs: per-CPU count of tc program runs (exercises per-CPU value layout in user space). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} runs SEC(".maps");
+
 /* A struct whose C layout a test compares with the TypeScript codec. */
 struct selftest_layout {
 	__u8 a;
@@ -65,7 +73,10 @@ SEC("tc")
 int selftest_tc(struct __sk_buff *skb)
 {
 	__u32 all = 0, ip = 1;
-	__u64 *n = bpf_map_lookup_elem(&packets, &all);
+	__u64 *n = bpf_map_lookup_elem(&runs, &all);
+	if (n)
+		*n += 1; /* per CPU: no atomics needed */
+	n = bpf_map_lookup_elem(&packets, &all);
 	if (n)
 		__sync_fetch_and_add(n, 1);
 	if (skb->protocol == bpf_htons(ETH_P_IP)) {

@@ -118,6 +118,15 @@ describe('native: BPF_PROG_TEST_RUN', { skip }, () => {
       arp.writeUInt16BE(0x0806, 12);
       await prog.testRun({ data: arp, repeat: 10 });
       assert.deepEqual([counter(obj, 0), counter(obj, 1)], [11n, 1n]);
+      // Per-CPU maps return one 8-byte-aligned value per possible CPU.
+      const runs = obj.map('runs');
+      const perCpu = runs.lookup(Buffer.alloc(4))!;
+      assert.equal(runs.perCpu, true);
+      assert.equal(perCpu.length % 8, 0);
+      assert.ok(perCpu.length >= 8);
+      let total = 0n;
+      for (let i = 0; i < perCpu.length; i += 8) total += perCpu.readBigUInt64LE(i);
+      assert.equal(total, 11n);
       await assert.rejects(prog.testRun({}), (e: unknown) => e instanceof InvalidArgumentError && e.parameter === 'options.data');
     } finally {
       obj.close();
