@@ -1,8 +1,12 @@
 import type { Command } from '../command.js';
 import { checkCommand } from './check.js';
+import { certsCommand } from './certs.js';
 import { controllerCommand } from './controller.js';
+import { policiesCommand } from './policies.js';
+import { servicesCommand } from './services.js';
+import { workloadsCommand } from './workloads.js';
 import { labCommand } from './lab.js';
 import { versionCommand } from './version.js';
 
 /** Every top-level command, in the order `weft --help` lists them. */
-export const commands: Command[] = [checkCommand, controllerCommand, labCommand, versionCommand];
+export const commands: Command[] = [checkCommand, controllerCommand, labCommand, workloadsCommand, servicesCommand, policiesCommand, certsCommand, versionCommand];
