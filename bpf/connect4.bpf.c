@@ -3,8 +3,7 @@
  * enrolled pod to a non-loopback destination whose port the pod does not exclude is rewritten
  * to 127.0.0.1:15001, where the agent listens inside the pod's netns; the original destination
  * is kept on the socket (weft_sk_orig) for sockops to file under (netns cookie, local port).
- * connect6 follows the same shape with ::1 and 16-byte addresses (the types are already wide
- * enough); it is not shipped yet. */
+ * connect6.bpf.c covers AF_INET6 sockets (IPv4-mapped destinations today). */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>

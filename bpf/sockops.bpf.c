@@ -6,6 +6,7 @@
  * port on 127.0.0.1; the netns cookie keeps them apart. */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
 #include "weft_maps.h"
 
 SEC("sockops")
@@ -23,7 +24,12 @@ int weft_sockops(struct bpf_sock_ops *skops)
 	struct weft_orig_key key = {};
 	key.netns_cookie = bpf_get_netns_cookie(skops);
 	key.port = (__u16)skops->local_port;
-	key.family = skops->family == WEFT_AF_INET6 ? WEFT_AF_INET6 : WEFT_AF_INET;
+	/* The family the proxy's accepted socket has: an AF_INET6 client that connect6 sent to
+	 * ::ffff:127.0.0.1 arrives at the IPv4 listener. */
+	key.family = WEFT_AF_INET;
+	if (skops->family == WEFT_AF_INET6 &&
+	    !(skops->remote_ip6[0] == 0 && skops->remote_ip6[1] == 0 && skops->remote_ip6[2] == bpf_htonl(0xffff)))
+		key.family = WEFT_AF_INET6;
 
 	struct weft_orig_dst val = *orig;
 	bpf_map_update_elem(&weft_orig_dst, &key, &val, BPF_ANY);

@@ -83,7 +83,7 @@ describe('redirect: 100 pods, idempotence and pods that vanish', { skip: privile
     assert.deepEqual(await r.mapCounts(), { pods: N, podIps: N, origDst: 0, inListen: 0, enrolments: N });
     assert.equal(readdirSync(r.pins.podsDir).length, N);
     for (const p of [pods[0]!, pods[N - 1]!]) {
-      assert.deepEqual(bpftoolCgroup(p.cgroupPath).map((x) => x.name).sort(), ['weft_connect4', 'weft_sockops']);
+      assert.deepEqual(bpftoolCgroup(p.cgroupPath).map((x) => x.name).sort(), ['weft_connect4', 'weft_connect6', 'weft_sockops']);
       assert.match(tcFilters(p.netnsPath), /handle 0x5746 weft_tc_ingress/);
     }
     const released = await Promise.all(pods.map((p) => r.release(p.uid)));
@@ -95,7 +95,7 @@ describe('redirect: 100 pods, idempotence and pods that vanish', { skip: privile
     const p = pods[0]!;
     await Promise.all([r.enrol(p), r.enrol(p), r.enrol({ ...p, excludePorts: [22, 2222] })]);
     await r.enrol(p);
-    assert.deepEqual(bpftoolCgroup(p.cgroupPath).map((x) => x.name).sort(), ['weft_connect4', 'weft_sockops']);
+    assert.deepEqual(bpftoolCgroup(p.cgroupPath).map((x) => x.name).sort(), ['weft_connect4', 'weft_connect6', 'weft_sockops']);
     assert.equal(tcFilters(p.netnsPath).match(/handle 0x5746/g)?.length, 1);
     assert.equal((await r.list()).length, 1);
     await r.release(p.uid);

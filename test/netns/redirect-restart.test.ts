@@ -71,7 +71,7 @@ describe('redirect: agent restart after SIGKILL', { skip: privilegedSkip() }, ()
     assert.equal(existsSync(r.pins.podDir('interrupted-pod')), false);
 
     const progs = bpftoolCgroup(p1.podCgroup).map((x) => `${x.attach_type}:${x.name}`).sort();
-    assert.deepEqual(progs, ['cgroup_inet4_connect:weft_connect4', 'cgroup_sock_ops:weft_sockops'], 'exactly one of each');
+    assert.deepEqual(progs, ['cgroup_inet4_connect:weft_connect4', 'cgroup_inet6_connect:weft_connect6', 'cgroup_sock_ops:weft_sockops'], 'exactly one of each');
     assert.equal(tcFilters(p1.netns).match(/handle 0x5746/g)?.length, 1, "exactly one tc filter");
     assert.deepEqual(bpftoolCgroup(p2.podCgroup), [], 'the pod no longer desired was released');
     assert.equal(tcFilters(p2.netns).trim(), '');

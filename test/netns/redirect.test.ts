@@ -53,6 +53,11 @@ describe('redirect: capture in a lab pod', { skip: privilegedSkip() }, () => {
     assert.equal((await r.mapCounts()).origDst, 0, 'the proxy deleted every entry it read');
   });
 
+  it('captures IPv4-mapped destinations of AF_INET6 sockets too (connect6)', async () => {
+    const res = await clientInPod(lab, `${a.namespace}/${a.name}`, [{ host: `::ffff:${cross.ip}`, port: 20001 }, { host: '::ffff:127.0.0.1', port: 17000 }]);
+    assert.deepEqual(res.map((x) => x.reply), [`orig ${cross.ip}:20001`, 'loopback-direct']);
+  });
+
   it('leaves loopback, excluded ports and pods that are not enrolled alone', async () => {
     const [lo, excluded] = await clientInPod(lab, `${a.namespace}/${a.name}`, [{ host: '127.0.0.1', port: 17000 }, { host: cross.ip, port: 17003 }], 5000);
     assert.equal(lo!.reply, 'loopback-direct');

@@ -13,7 +13,7 @@ import {
 import { InvalidArgumentError } from '../../agent/src/common/errors.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
-const objects = ['connect4', 'sockops', 'tc_ingress'].map((n) => join(root, 'build', 'bpf', `${n}.bpf.o`));
+const objects = ['connect4', 'connect6', 'sockops', 'tc_ingress'].map((n) => join(root, 'build', 'bpf', `${n}.bpf.o`));
 
 /** struct name → { size, fields: name → byte offset } parsed from `bpftool btf dump … format raw`. */
 function btfStructs(obj: string): Map<string, { size: number; fields: Record<string, number> }> {

@@ -8,7 +8,8 @@ export interface KernelMap {
   keys(): Promise<Buffer[]>;
 }
 
-export type ProgramName = 'connect4' | 'sockops' | 'tc';
+export type ProgramName = 'connect4' | 'connect6' | 'sockops' | 'tc';
+export type CgroupProgramName = Exclude<ProgramName, 'tc'>;
 
 export interface LoadedPrograms {
   maps: { pods: KernelMap; podIps: KernelMap; origDst: KernelMap; inListen: KernelMap; enrolments: KernelMap };
@@ -23,16 +24,16 @@ export interface Kernel {
   ifindex(netnsPath: string, ifname: string): Promise<number>;
   cgroupId(cgroupPath: string): Promise<bigint>;
   /** Attach program to the cgroup as a bpf_link and pin it at pinPath (then drop our fd). */
-  attachCgroupPinned(progs: LoadedPrograms, prog: 'connect4' | 'sockops', cgroupPath: string, pinPath: string): Promise<void>;
+  attachCgroupPinned(progs: LoadedPrograms, prog: CgroupProgramName, cgroupPath: string, pinPath: string): Promise<void>;
   /**
    * If a live link is pinned at pinPath and attached to cgroupId, switch it to the currently
    * loaded program (atomic bpf_link_update) and return true; false when absent or defunct.
    */
-  refreshPinnedLink(progs: LoadedPrograms, prog: 'connect4' | 'sockops', pinPath: string, cgroupId: bigint): Promise<boolean>;
+  refreshPinnedLink(progs: LoadedPrograms, prog: CgroupProgramName, pinPath: string, cgroupId: bigint): Promise<boolean>;
   /** Detach the link behind a pin (if any) and remove the pin. */
   removePinnedLink(pinPath: string): Promise<void>;
   /** Programs attached at this cgroup for the attach type (non-effective). */
-  cgroupPrograms(cgroupPath: string, type: 'connect4' | 'sockops'): Promise<{ id: number; name: string }[]>;
+  cgroupPrograms(cgroupPath: string, type: CgroupProgramName): Promise<{ id: number; name: string }[]>;
   /** Program id of the filter in our slot on ingress, undefined when none. */
   tcQuery(netnsPath: string, ifname: string): Promise<number | undefined>;
   /** Create clsact if needed (reporting whether it did) and attach/replace our filter. */

@@ -7,9 +7,9 @@ import { unpin, type BpfMap } from '../native/bpf-map.js';
 import { NativeError } from '../native/errors.js';
 import { netnsCookieOfPath } from '../native/sockets.js';
 import { ifindexInNetns, tcAttach, tcDetach, tcHookDestroy, tcQuery } from '../native/tc.js';
-import { TC_HANDLE, TC_PRIORITY, type Kernel, type KernelMap, type LoadedPrograms } from './kernel.js';
+import { TC_HANDLE, TC_PRIORITY, type Kernel, type KernelMap, type LoadedPrograms, type ProgramName } from './kernel.js';
 
-const ATTACH_TYPE = { connect4: 'cgroup_inet4_connect', sockops: 'cgroup_sock_ops' } as const;
+const ATTACH_TYPE = { connect4: 'cgroup_inet4_connect', connect6: 'cgroup_inet6_connect', sockops: 'cgroup_sock_ops' } as const;
 
 function wrapMap(m: BpfMap): KernelMap {
   return {
@@ -21,14 +21,12 @@ function wrapMap(m: BpfMap): KernelMap {
 }
 
 interface NativePrograms extends LoadedPrograms {
-  objects: { connect4: BpfObject; sockops: BpfObject; tc: BpfObject };
+  objects: { connect4: BpfObject; connect6: BpfObject; sockops: BpfObject; tc: BpfObject };
 }
 
-const progFd = (progs: LoadedPrograms, name: 'connect4' | 'sockops' | 'tc'): number => {
-  const o = (progs as NativePrograms).objects;
-  const prog = { connect4: () => o.connect4.program('weft_connect4'), sockops: () => o.sockops.program('weft_sockops'), tc: () => o.tc.program('weft_tc_ingress') }[name]();
-  return prog.fd;
-};
+const PROGRAM = { connect4: 'weft_connect4', connect6: 'weft_connect6', sockops: 'weft_sockops', tc: 'weft_tc_ingress' } as const;
+
+const progFd = (progs: LoadedPrograms, name: ProgramName): number => (progs as NativePrograms).objects[name].program(PROGRAM[name]).fd;
 
 function errnoCode(err: unknown): string | undefined {
   return err instanceof NativeError ? err.syscallCode : (err as { code?: string })?.code;
@@ -45,6 +43,8 @@ export const nativeKernel: Kernel = {
       };
       const connect4 = open('connect4.bpf.o');
       connect4.setGlobal('bypass_mark', bypassMark);
+      const connect6 = open('connect6.bpf.o');
+      connect6.setGlobal('bypass_mark', bypassMark);
       const sockops = open('sockops.bpf.o');
       const tc = open('tc_ingress.bpf.o');
       // Sequential: the first load creates and pins the maps, the next ones reuse the pins.
@@ -58,13 +58,14 @@ export const nativeKernel: Kernel = {
       };
       const progIds = {
         connect4: connect4.program('weft_connect4').info().id,
+        connect6: connect6.program('weft_connect6').info().id,
         sockops: sockops.program('weft_sockops').info().id,
         tc: tc.program('weft_tc_ingress').info().id,
       };
       const loaded: NativePrograms = {
         maps,
         progIds,
-        objects: { connect4, sockops, tc },
+        objects: { connect4, connect6, sockops, tc },
         close: () => { for (const o of opened) o.close(); },
       };
       return loaded;

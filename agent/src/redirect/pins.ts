@@ -2,6 +2,7 @@
 // several agents (one per lab node) on one machine never touch each other's pins:
 //   <bpffs>/weft/<agent-id>/maps/<map>              the shared maps (LIBBPF_PIN_BY_NAME root)
 //   <bpffs>/weft/<agent-id>/pods/<uid>/connect4     cgroup link of the pod
+//   <bpffs>/weft/<agent-id>/pods/<uid>/connect6     cgroup link of the pod
 //   <bpffs>/weft/<agent-id>/pods/<uid>/sockops      cgroup link of the pod
 // tc filters are held by the qdisc in the pod netns and need no pin.
 import { join } from 'node:path';
@@ -19,7 +20,7 @@ export function checkUid(uid: string): string {
   return uid;
 }
 
-export const CGROUP_LINKS = ['connect4', 'sockops'] as const;
+export const CGROUP_LINKS = ['connect4', 'connect6', 'sockops'] as const;
 export type CgroupLinkName = (typeof CGROUP_LINKS)[number];
 
 export class PinLayout {

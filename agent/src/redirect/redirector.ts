@@ -59,7 +59,7 @@ export interface RedirectorOptions {
   agentId: string;
   /** bpffs mount; default /sys/fs/bpf. */
   bpffs?: string;
-  /** Directory with connect4/sockops/tc_ingress .bpf.o; default $WEFT_BPF_OBJECT_DIR or build/bpf of this package. */
+  /** Directory with connect4/connect6/sockops/tc_ingress .bpf.o; default $WEFT_BPF_OBJECT_DIR or build/bpf of this package. */
   objectDir?: string;
   /** SO_MARK of the agent's own sockets, never captured; default 0x5746. */
   bypassMark?: number;
@@ -116,7 +116,7 @@ export class Redirector {
     const pins = new PinLayout(opts.bpffs ?? '/sys/fs/bpf', opts.agentId);
     const kernel = opts.kernel ?? (await import('./native-kernel.js')).nativeKernel;
     const objectDir = opts.objectDir ?? defaultObjectDir();
-    for (const o of ['connect4', 'sockops', 'tc_ingress']) {
+    for (const o of ['connect4', 'connect6', 'sockops', 'tc_ingress']) {
       if (!existsSync(join(objectDir, `${o}.bpf.o`))) throw new RedirectSetupError(`BPF object ${join(objectDir, `${o}.bpf.o`)} is missing`);
     }
     try {
