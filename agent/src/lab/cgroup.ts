@@ -126,8 +126,10 @@ export async function removeCgroupTree(dir: string): Promise<void> {
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'ENOENT') return;
-      // EBUSY right after the last process exits: the kernel frees the cgroup asynchronously.
+      // EBUSY right after the last process exits (the kernel frees the cgroup asynchronously),
+      // or a process that joined after the kill (a half-started app): kill again and retry.
       if (code !== 'EBUSY' || attempt >= 100) throw err;
+      if (populated(dir)) await killCgroupTree(dir).catch(() => undefined);
       await sleep(20);
     }
   }

@@ -1,7 +1,7 @@
 // Public API of the lab library (see README.md in this folder).
 export { Lab, labExists } from './lab.js';
-export type { LabUpOptions, LabStatus, NodeStatus, PodStatus, ServiceStatus, AddPodOptions, ExecOptions, ExecResult, ChangeResult } from './lab.js';
-export { sweep, labHealth, labLeftovers, removeLab } from './sweep.js';
+export type { LabUpOptions, LabStatus, NodeStatus, PodStatus, ServiceStatus, AddPodOptions, ExecOptions, ExecResult, ChangeResult, ProbeResult } from './lab.js';
+export { sweep, labHealth, labLeftovers, labProcesses, removeLab } from './sweep.js';
 export type { SweepResult, LabHealth, LabHealthState } from './sweep.js';
 export { addressPlan, inBenchmarkRange, MAX_SLOTS, MAX_NODES } from './address-plan.js';
 export type { AddressPlan } from './address-plan.js';
@@ -12,5 +12,5 @@ export type { ManifestObject, SourcedObject, ObjectMeta } from './manifests.js';
 export { parseLabelChange, applyLabelChanges } from './labels.js';
 export { defaultPods, ECHO_PORT, HTTP_PORT } from './default-layout.js';
 export { DEFAULT_LAB_NAME, labRoot, stateDirOf, validateLabName, hostPrefix } from './names.js';
-export { sampleAppPath, spawnInPod, spawnInNetns } from './pod-process.js';
+export { sampleAppPath, probeClientPath, spawnInPod, spawnInNetns } from './pod-process.js';
 export * from './errors.js';

@@ -19,7 +19,7 @@ import {
   DEFAULT_LAB_NAME, FABRIC_BRIDGE, fabricNetns, netnsPath, nodeCgroupPrefix, nodeName, nodeNetns, podHostVeth, podNetns, podShort, stateDirOf, validateLabName,
 } from './names.js';
 import { attachPods, buildFabric, createNetnses, deleteNetnses } from './network.js';
-import { appLogFile, spawnInNetns, spawnInPod, startSampleApp } from './pod-process.js';
+import { appLogFile, probeClientPath, spawnInNetns, spawnInPod, startSampleApp } from './pod-process.js';
 import { claimSlot } from './slots.js';
 import { LOG_DIR, readObjects, readRuntime, removeObject, writeObject, writeRuntime, type LabRuntime, type NodeRuntime, type PodRuntime } from './state-store.js';
 import { labHealth, removeLab, type LabHealth } from './sweep.js';
@@ -103,6 +103,14 @@ export interface ExecResult {
   code: number;
   stdout: string;
   stderr: string;
+}
+
+export interface ProbeResult {
+  ok: boolean;
+  /** errno-style code when not ok (ECONNREFUSED, ETIMEDOUT, …). */
+  code?: string;
+  error?: string;
+  [k: string]: unknown;
 }
 
 export interface ChangeResult {
@@ -369,6 +377,30 @@ export class Lab {
   /** Runs a command in a node's netns. */
   execInNode(node: string, argv: string[], options: ExecOptions = {}): Promise<ExecResult> {
     return collect(this.spawnInNode(node, argv, spawnOptionsFor(options)), options);
+  }
+
+  /** HTTP GET from inside a pod (a small Node client run via exec). */
+  async httpGet(fromRef: string, url: string, timeoutMs = 5000): Promise<ProbeResult & { status?: number; body?: string }> {
+    return this.probe(fromRef, ['http', url, String(timeoutMs)]);
+  }
+
+  /** Sends `text` to a TCP echo server from inside a pod and returns what came back. */
+  async tcpEcho(fromRef: string, host: string, port: number, text: string, timeoutMs = 5000): Promise<ProbeResult & { reply?: string }> {
+    return this.probe(fromRef, ['echo', host, String(port), text, String(timeoutMs)]);
+  }
+
+  /** Opens a TCP connection from inside a pod; code is e.g. ECONNREFUSED, EHOSTUNREACH, ETIMEDOUT when it fails. */
+  async tcpConnect(fromRef: string, host: string, port: number, timeoutMs = 5000): Promise<ProbeResult & { local?: string }> {
+    return this.probe(fromRef, ['connect', host, String(port), String(timeoutMs)]);
+  }
+
+  private async probe(fromRef: string, args: string[]): Promise<ProbeResult> {
+    const r = await this.exec(fromRef, [process.execPath, probeClientPath(), ...args]);
+    try {
+      return JSON.parse(r.stdout.trim().split('\n').pop() ?? '') as ProbeResult;
+    } catch {
+      return { ok: false, code: 'PROBE_FAILED', error: `exit ${r.code}: ${r.stderr.trim() || r.stdout.trim()}` };
+    }
   }
 
   /** Adds and starts one pod (netns, veth, cgroup, sample app) and writes its manifest. */

@@ -3,7 +3,7 @@
 // YAML error, an unknown kind or a failed schema check is reported with its file and line.
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { LineCounter, parseAllDocuments, type Document } from 'yaml';
+import { LineCounter, isMap as isYamlMap, isScalar, isSeq, parseAllDocuments, type Document } from 'yaml';
 import { inBenchmarkRange } from './address-plan.js';
 import { ManifestError, type ManifestProblem } from './errors.js';
 import { labelKeyProblem, labelValueProblem } from './labels.js';
@@ -195,14 +195,26 @@ export function parseManifests(text: string, file: string): SourcedObject[] {
     if (doc.contents === null) continue; // empty document (e.g. a trailing ---)
     const docLine = lineAt(doc.contents.range?.[0]);
     const lineOf = (path: (string | number)[]) => {
-      // The deepest node on the path that exists.
-      for (let n = path.length; n > 0; n--) {
-        const node = doc.getIn(path.slice(0, n), true) as { range?: [number, number, number] } | undefined;
-        if (node && typeof node === 'object' && node.range) return lineAt(node.range[0]);
+      // The line of the key (or list item) of the deepest existing node on the path.
+      let node: unknown = doc.contents;
+      let line = docLine;
+      for (const step of path) {
+        if (isYamlMap(node)) {
+          const pair = node.items.find((it) => (isScalar(it.key) ? it.key.value : it.key) === step);
+          if (!pair) break;
+          const keyRange = (pair.key as { range?: number[] } | null)?.range;
+          if (keyRange) line = lineAt(keyRange[0]);
+          node = pair.value;
+        } else if (isSeq(node) && typeof step === 'number' && node.items[step]) {
+          node = node.items[step];
+          const r = (node as { range?: number[] }).range;
+          if (r) line = lineAt(r[0]);
+        } else break;
       }
-      return docLine;
+      return line;
     };
     const value = doc.toJS({ maxAliasCount: 100 }) as unknown;
+    if (value === null || value === undefined) continue; // empty document (e.g. a trailing ---)
     const before = problems.length;
     if (checkObject(value, (path, message) => problems.push({ file, line: lineOf(path), message })) && problems.length === before) {
       out.push({ object: value, file, line: docLine });

@@ -2,15 +2,25 @@
 // iproute2 in batch mode (one `ip` process per namespace per step, not one per link).
 // `ip -n` is used for configuration only; processes never start through `ip netns exec`,
 // which would remount /sys and hide bpffs and the cgroup mount from them.
-import { readdirSync } from 'node:fs';
-import { run } from '../common/exec.js';
+import { randomBytes } from 'node:crypto';
+import { readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { runTool as run } from './run-tool.js';
 import type { AddressPlan } from './address-plan.js';
 import { FABRIC_BRIDGE, NETNS_DIR, NODE_IFACE, POD_IFACE, fabricPort, netnsPath } from './names.js';
 
+/** Runs `ip [-n netns] -batch -`; the batch goes in through a file, so an early exit of ip cannot EPIPE us. */
 async function ipBatch(netns: string | undefined, lines: string[], force = false): Promise<void> {
   if (lines.length === 0) return;
-  const args = [...(netns ? ['-n', netns] : []), ...(force ? ['-force'] : []), '-batch', '-'];
-  await run('ip', args, { input: lines.join('\n') + '\n', allowFailure: force });
+  const file = join(tmpdir(), `weft-lab-ip-${process.pid}-${randomBytes(4).toString('hex')}.batch`);
+  writeFileSync(file, lines.join('\n') + '\n');
+  try {
+    const args = [...(netns ? ['-n', netns] : []), ...(force ? ['-force'] : []), '-batch', file];
+    await run('ip', args, { allowFailure: force });
+  } finally {
+    rmSync(file, { force: true });
+  }
 }
 
 export function listNetns(prefix: string): string[] {

@@ -24,6 +24,10 @@ export function sampleAppPath(): string {
   return fileURLToPath(new URL('./sample-app.js', import.meta.url));
 }
 
+export function probeClientPath(): string {
+  return fileURLToPath(new URL('./probe-client.js', import.meta.url));
+}
+
 /** V8 limits that keep one app per pod small (a pod is one Node process; labs run 100 of them). */
 const APP_NODE_FLAGS = ['--max-old-space-size=32', '--max-semi-space-size=1', '--v8-pool-size=1'];
 

@@ -46,12 +46,32 @@ function labPins(lab: string): string[] {
   }
 }
 
+/**
+ * Processes that belong to the lab: in one of its cgroups, or started with one of its netns or
+ * cgroup paths on the command line (nsenter --net=/run/netns/weft-<lab>-…).
+ */
+export function labProcesses(lab: string): number[] {
+  const marker = `/${hostPrefix(lab)}`;
+  const out: number[] = [];
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e) || Number(e) === process.pid) continue;
+    try {
+      const cg = readFileSync(`/proc/${e}/cgroup`, 'utf8').split('\n').find((l) => l.startsWith('0::')) ?? '';
+      const cmd = readFileSync(`/proc/${e}/cmdline`, 'utf8');
+      if (cg.includes(marker) || cmd.includes(marker)) out.push(Number(e));
+    } catch {
+      /* exited while scanning */
+    }
+  }
+  return out;
+}
+
 /** What of the lab exists on the host right now (empty lists: nothing left). */
-export function labLeftovers(lab: string): { netns: string[]; cgroups: string[]; pins: string[]; files: string[] } {
+export function labLeftovers(lab: string): { netns: string[]; cgroups: string[]; pins: string[]; files: string[]; processes: number[] } {
   // A lock held by a live process is not a leftover; a stale one is.
   const files = [stateDirOf(lab), ...(lockHolder(lab) === undefined ? [lockFileOf(lab)] : [])].filter((f) => existsSync(f));
   for (const s of slotsOf(lab)) files.push(join(labRoot(), '.slots', String(s)));
-  return { netns: listNetns(hostPrefix(lab)), cgroups: labCgroups(cgroupRootOrUndefined(), lab), pins: labPins(lab), files };
+  return { netns: listNetns(hostPrefix(lab)), cgroups: labCgroups(cgroupRootOrUndefined(), lab), pins: labPins(lab), files, processes: labProcesses(lab) };
 }
 
 /**
@@ -64,7 +84,7 @@ export function labHealth(lab: string, ownLock = false): LabHealth {
   const left = labLeftovers(lab);
   const stateDir = stateDirOf(lab);
   if (!existsSync(stateDir)) {
-    const any = left.netns.length + left.cgroups.length + left.pins.length + left.files.length > 0;
+    const any = left.netns.length + left.cgroups.length + left.pins.length + left.files.length + left.processes.length > 0;
     return any ? { state: 'broken', reason: 'leftovers without a state directory' } : { state: 'absent' };
   }
   const rt = readRuntime(stateDir);
