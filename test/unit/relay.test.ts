@@ -1,0 +1,119 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { once } from 'node:events';
+import { relay, type RelayResult } from '../../agent/src/proxy/relay.js';
+
+async function listen(onConn: (s: net.Socket) => void): Promise<net.Server> {
+  const srv = net.createServer({ allowHalfOpen: true }, onConn);
+  srv.listen(0, '127.0.0.1');
+  await once(srv, 'listening');
+  return srv;
+}
+const portOf = (s: net.Server) => (s.address() as net.AddressInfo).port;
+
+/** A relay in front of `upstream`; resolves each finished relay's result in order. */
+async function relayTo(upstream: net.Server) {
+  const results: RelayResult[] = [];
+  const waiters: ((r: RelayResult) => void)[] = [];
+  const srv = await listen((client) => {
+    const up = net.connect({ host: '127.0.0.1', port: portOf(upstream), allowHalfOpen: true });
+    relay(client, up, (r) => {
+      const w = waiters.shift();
+      if (w) w(r);
+      else results.push(r);
+    });
+  });
+  const next = () => new Promise<RelayResult>((res) => (results.length ? res(results.shift()!) : waiters.push(res)));
+  return { srv, next };
+}
+
+function readAll(s: net.Socket): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  s.on('data', (c: Buffer) => chunks.push(c));
+  return new Promise((res, rej) => {
+    s.once('end', () => res(Buffer.concat(chunks)));
+    s.once('error', rej);
+  });
+}
+
+describe('relay', () => {
+  it('forwards a FIN per direction: the upstream answers after the client half-closes', async () => {
+    // The upstream replies only once it has seen the client's FIN, which only works when the
+    // relay forwards the half-close and keeps the other direction open.
+    const upstream = await listen(async (s) => {
+      const got = await readAll(s);
+      s.end(Buffer.concat([Buffer.from('got:'), got]));
+    });
+    const { srv, next } = await relayTo(upstream);
+    const c = net.connect({ host: '127.0.0.1', port: portOf(srv), allowHalfOpen: true });
+    await once(c, 'connect');
+    c.end('hello');
+    const reply = await readAll(c);
+    assert.equal(reply.toString(), 'got:hello');
+    const r = await next();
+    assert.equal(r.aToB, 5);
+    assert.equal(r.bToA, 9);
+    assert.equal(r.error, undefined);
+    assert.ok(r.durationMs >= 0);
+    srv.close();
+    upstream.close();
+  });
+
+  it('propagates a reset from the upstream to the client as an error', async () => {
+    const upstream = await listen((s) => s.once('data', () => s.resetAndDestroy()));
+    const { srv, next } = await relayTo(upstream);
+    const c = net.connect({ host: '127.0.0.1', port: portOf(srv), allowHalfOpen: true });
+    await once(c, 'connect');
+    c.write('x');
+    const [err] = (await once(c, 'error').catch((e) => [e])) as [NodeJS.ErrnoException];
+    assert.equal(err.code, 'ECONNRESET');
+    const r = await next();
+    assert.ok(r.error, 'the relay reports the reset');
+    srv.close();
+    upstream.close();
+  });
+
+  it('applies back-pressure: a stalled upstream stops the relay reading from the client', async () => {
+    let gotUpSock!: (s: net.Socket) => void;
+    const upSockP = new Promise<net.Socket>((res) => (gotUpSock = res));
+    const upstream = await listen((s) => {
+      s.pause();
+      gotUpSock(s);
+    });
+    let handle!: ReturnType<typeof relay>;
+    const srv = await listen((client) => {
+      const up = net.connect({ host: '127.0.0.1', port: portOf(upstream), allowHalfOpen: true });
+      handle = relay(client, up, () => {});
+    });
+    const c = net.connect({ host: '127.0.0.1', port: portOf(srv), allowHalfOpen: true });
+    await once(c, 'connect');
+    const upSock = await upSockP;
+    const total = 256 * 1024 * 1024;
+    const chunk = Buffer.alloc(1024 * 1024, 7);
+    let written = 0;
+    const writer = (async () => {
+      while (written < total && !c.destroyed) {
+        written += chunk.length;
+        if (!c.write(chunk)) await once(c, 'drain');
+      }
+    })();
+    await new Promise((r) => setTimeout(r, 600));
+    // Kernel buffers on three sockets hold some MiB; without back-pressure the relay would
+    // have buffered everything the client could write in that time.
+    assert.ok(handle.aToB < 64 * 1024 * 1024, `relay read ${handle.aToB} bytes while the upstream was stalled`);
+    const before = handle.aToB;
+    // Resuming the reader lets the whole transfer through.
+    let received = 0;
+    upSock.on('data', (d: Buffer) => (received += d.length));
+    upSock.resume();
+    await writer;
+    c.end();
+    await once(upSock, 'end');
+    assert.equal(received, total);
+    assert.ok(before < total);
+    c.destroy();
+    srv.close();
+    upstream.close();
+  });
+});
