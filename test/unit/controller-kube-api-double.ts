@@ -33,6 +33,8 @@ export class KubeApiDouble {
   private readonly watchers = new Set<Watcher>();
   private failures: Array<{ path: string; status: number }> = [];
   readonly requests: RequestRecord[] = [];
+  /** TokenReview answers: token -> user info (username, extra) */
+  readonly tokens = new Map<string, { username: string; extra?: Record<string, string[]> }>();
   private server: Server | undefined;
   port = 0;
 
@@ -126,6 +128,28 @@ export class KubeApiDouble {
     if (fi >= 0) {
       const f = this.failures.splice(fi, 1)[0]!;
       return status(f.status, 'InternalError', 'injected failure');
+    }
+    if (path === '/apis/authentication.k8s.io/v1/tokenreviews' && req.method === 'POST') {
+      let body = '';
+      req.on('data', (d: Buffer) => (body += d.toString()));
+      req.on('end', () => {
+        const review = JSON.parse(body) as { spec?: { token?: string } };
+        const user = this.tokens.get(review.spec?.token ?? '');
+        res.writeHead(201, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({
+          kind: 'TokenReview', apiVersion: 'authentication.k8s.io/v1', spec: review.spec,
+          status: user ? { authenticated: true, user } : { authenticated: false, error: 'invalid bearer token' },
+        }));
+      });
+      return;
+    }
+    const podMatch = /^\/api\/v1\/namespaces\/([^/]+)\/pods\/([^/]+)$/.exec(path);
+    if (podMatch && req.method === 'GET') {
+      const o = this.objects.get('/api/v1/pods')!.get(`${podMatch[1]}/${podMatch[2]}`);
+      if (!o) return status(404, 'NotFound', `pods "${podMatch[2]}" not found`);
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(o));
+      return;
     }
     const meta = KINDS[path];
     if (!meta || req.method !== 'GET') return status(404, 'NotFound', `no such resource ${path}`);

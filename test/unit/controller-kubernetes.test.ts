@@ -8,6 +8,7 @@ import { translateSnapshot } from '../../agent/src/controller/translate.js';
 import type { ClusterSnapshot } from '../../agent/src/controller/objects.js';
 import { TunnelProtocol, type Workload } from '../../agent/src/xds/gen/istio/workload/workload_pb.js';
 import { KubeApiDouble } from './controller-kube-api-double.js';
+import { TokenReviewAuthenticator } from '../../agent/src/identity/token-review.js';
 
 const NS = '/api/v1/namespaces';
 const PODS = '/api/v1/pods';
@@ -118,5 +119,17 @@ describe('Kubernetes source against a Kubernetes API test double', () => {
     const t = translateSnapshot(latest!);
     assert.ok(t.identitiesByNode.get('node2')?.has('shop/web'));
     assert.ok(!t.identitiesByNode.get('node1')?.has('shop/web'));
+  });
+
+  it('authenticates agents with TokenReview: trusted account, node from the token or its pod', async () => {
+    const auth = new TokenReviewAuthenticator(kubeconfig(api.port), { cacheMs: 0 });
+    api.tokens.set('agent-node1', { username: 'system:serviceaccount:weft-system:weft-agent', extra: { 'authentication.kubernetes.io/node-name': ['node1'] } });
+    api.put(PODS, { metadata: { name: 'weft-agent-x', namespace: 'weft-system' }, spec: { nodeName: 'node7' }, status: {} });
+    api.tokens.set('agent-by-pod', { username: 'system:serviceaccount:weft-system:weft-agent', extra: { 'authentication.kubernetes.io/pod-name': ['weft-agent-x'] } });
+    api.tokens.set('other-sa', { username: 'system:serviceaccount:shop:web', extra: { 'authentication.kubernetes.io/node-name': ['node1'] } });
+    assert.deepEqual(await auth.authenticate('agent-node1'), { node: 'node1', subject: 'system:serviceaccount:weft-system:weft-agent' });
+    assert.equal((await auth.authenticate('agent-by-pod')).node, 'node7');
+    await assert.rejects(auth.authenticate('other-sa'), /system:serviceaccount:shop:web is not a trusted node agent account/);
+    await assert.rejects(auth.authenticate('forged'), /did not accept the token \(invalid bearer token\)/);
   });
 });

@@ -56,12 +56,16 @@ Options:
   --source dir:PATH|kubernetes   where cluster state comes from (required)
   --listen HOST:PORT             default ${DEFAULT_LISTEN}
   --state-dir DIR                default ${DEFAULT_CONTROLLER_STATE_DIR}
-  --trust-domain TD              default cluster.local`,
+  --trust-domain TD              default cluster.local
+  --auth lab|kubernetes          how agents authenticate: lab node tokens (default with dir:)
+                                 or TokenReview of projected service-account tokens (default
+                                 with kubernetes; trusted account weft-system/weft-agent)`,
   options: {
     source: { type: 'string' },
     listen: { type: 'string', default: DEFAULT_LISTEN },
     'state-dir': { type: 'string', default: DEFAULT_CONTROLLER_STATE_DIR },
     'trust-domain': { type: 'string' },
+    auth: { type: 'string' },
   },
   subcommands: [tokenCommand],
   run: async (args, io) => {
@@ -71,7 +75,19 @@ Options:
     if (!/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/.test(listen)) throw new UsageError(`--listen must be HOST:PORT, not '${listen}'`);
     const stateDir = resolve(args.values['state-dir'] as string);
     const td = args.values['trust-domain'] as string | undefined;
-    const controller = await Controller.start({ source: await sourceFrom(spec), stateDir, listen, ...(td ? { trustDomain: td } : {}) });
+    const auth = (args.values.auth as string | undefined) ?? (spec === 'kubernetes' ? 'kubernetes' : 'lab');
+    if (auth !== 'lab' && auth !== 'kubernetes') throw new UsageError(`--auth must be 'lab' or 'kubernetes', not '${auth}'`);
+    let authenticator;
+    if (auth === 'kubernetes') {
+      const { KubeConfig } = await import('@kubernetes/client-node');
+      const { TokenReviewAuthenticator } = await import('../../identity/token-review.js');
+      const kc = new KubeConfig();
+      kc.loadFromDefault();
+      authenticator = new TokenReviewAuthenticator(kc);
+    }
+    const controller = await Controller.start({
+      source: await sourceFrom(spec), stateDir, listen, ...(td ? { trustDomain: td } : {}), ...(authenticator ? { authenticator } : {}),
+    });
     const rootPath = join(stateDir, 'ca', 'ca-cert.pem');
     io.err(`weft controller: serving on ${listen.replace(/:\d+$/, '')}:${controller.port}, root certificate ${rootPath}\n`);
     await new Promise<void>((done) => {
