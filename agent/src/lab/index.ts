@@ -12,5 +12,6 @@ export type { ManifestObject, SourcedObject, ObjectMeta } from './manifests.js';
 export { parseLabelChange, applyLabelChanges } from './labels.js';
 export { defaultPods, ECHO_PORT, HTTP_PORT } from './default-layout.js';
 export { DEFAULT_LAB_NAME, labRoot, stateDirOf, validateLabName, hostPrefix } from './names.js';
+export { processAlive } from './process.js';
 export { sampleAppPath, probeClientPath, spawnInPod, spawnInNetns } from './pod-process.js';
 export * from './errors.js';
