@@ -29,10 +29,7 @@ function sweep(): void {
     for (const c of readdirSync(join(root, d), { withFileTypes: true }).filter((e) => e.isDirectory())) rmdirSync(join(root, d, c.name));
     rmdirSync(join(root, d));
   }
-  const bpfDir = '/sys/fs/bpf/weft';
-  for (const d of existsSync(bpfDir) ? readdirSync(bpfDir).filter((d) => d.startsWith(PREFIX)) : []) {
-    spawnSync('rm', ['-rf', join(bpfDir, d)]);
-  }
+  for (const d of readdirSync('/sys/fs/bpf').filter((d) => d.startsWith(PREFIX))) spawnSync('rm', ['-rf', join('/sys/fs/bpf', d)]);
 }
 
 describe('redirect: 100 pods, idempotence and pods that vanish', { skip: privilegedSkip() }, () => {

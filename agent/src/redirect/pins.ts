@@ -1,17 +1,20 @@
 // Where an agent keeps its state in bpffs. Everything lives under one per-agent directory so
 // several agents (one per lab node) on one machine never touch each other's pins:
-//   <bpffs>/weft/<agent-id>/maps/<map>              the shared maps (LIBBPF_PIN_BY_NAME root)
-//   <bpffs>/weft/<agent-id>/pods/<uid>/connect4     cgroup link of the pod
-//   <bpffs>/weft/<agent-id>/pods/<uid>/connect6     cgroup link of the pod
-//   <bpffs>/weft/<agent-id>/pods/<uid>/sockops      cgroup link of the pod
-// tc filters are held by the qdisc in the pod netns and need no pin.
+//   <bpffs>/<agent-id>/maps/<map>              the shared maps (LIBBPF_PIN_BY_NAME root)
+//   <bpffs>/<agent-id>/pods/<uid>/connect4     cgroup links of the pod
+//   <bpffs>/<agent-id>/pods/<uid>/connect6
+//   <bpffs>/<agent-id>/pods/<uid>/sockops
+// tc filters are held by the qdisc in the pod netns and need no pin. Agent ids start with
+// "weft"; a lab agent uses weft-<lab>-<node>, which the lab's sweep removes after a crash.
 import { join } from 'node:path';
 import { InvalidArgumentError } from '../common/errors.js';
 
 const ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 
 export function checkAgentId(id: string): string {
-  if (!ID.test(id)) throw new InvalidArgumentError('agentId', `"${id}" must be 1-63 characters of [A-Za-z0-9._-], starting with a letter or digit`);
+  if (!ID.test(id) || !id.startsWith('weft')) {
+    throw new InvalidArgumentError('agentId', `"${id}" must start with "weft" and be at most 63 characters of [A-Za-z0-9._-] (e.g. weft-<lab>-<node>)`);
+  }
   return id;
 }
 
@@ -29,7 +32,7 @@ export class PinLayout {
   readonly podsDir: string;
 
   constructor(bpffs: string, agentId: string) {
-    this.agentDir = join(bpffs, 'weft', checkAgentId(agentId));
+    this.agentDir = join(bpffs, checkAgentId(agentId));
     this.mapsDir = join(this.agentDir, 'maps');
     this.podsDir = join(this.agentDir, 'pods');
   }

@@ -129,7 +129,12 @@ export class Redirector {
     try {
       progs = await kernel.load({ objectDir, mapsPinDir: pins.mapsDir, bypassMark: opts.bypassMark ?? DEFAULT_BYPASS_MARK });
     } catch (err) {
-      throw new RedirectSetupError(`loading Weft's BPF programs for agent ${opts.agentId} failed: ${(err as Error).message}`, { cause: err });
+      const pinned = readdirSync(pins.mapsDir);
+      // libbpf refuses to reuse a pinned map whose type or sizes differ (an older agent's layout).
+      const hint = pinned.length
+        ? `maps of an earlier agent are pinned in ${pins.mapsDir}; if their layout changed, release its pods with that version or remove ${pins.agentDir} (this detaches everything it holds)`
+        : undefined;
+      throw new RedirectSetupError(`loading Weft's BPF programs for agent ${opts.agentId} failed: ${(err as Error).message}`, { cause: err, ...(hint ? { hint } : {}) });
     }
     return new Redirector(opts.agentId, pins, kernel, progs);
   }
@@ -248,8 +253,6 @@ export class Redirector {
     const { rmSync } = await import('node:fs');
     // Unpinning the maps frees them once no program references them any more.
     rmSync(this.pins.agentDir, { recursive: true, force: true });
-    const weftDir = dirname(this.pins.agentDir);
-    try { rmdirSync(weftDir); } catch { /* other agents still have state there */ }
   }
 
   /** Close the loaded objects. Pins (and so every enrolled pod) stay in place. */
