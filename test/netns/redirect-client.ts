@@ -1,14 +1,21 @@
 // Runs INSIDE a lab pod (its cgroup and netns), so the pod's cgroup programs see its connects.
-// argv[2]: JSON {targets: [{host, port}], timeoutMs?}. Opens every connection at once, reads one
-// line from each, prints JSON [{host, port, reply | error}] and exits.
-import { connect } from 'node:net';
+// argv[2]: JSON {targets: [{host, port}], timeoutMs?, mark?}. Opens every connection at once,
+// reads one line from each, prints JSON [{host, port, reply | error}] and exits. With `mark`,
+// each socket is made natively with that SO_MARK before connect (as the agent's own are).
+import { connect, Socket } from 'node:net';
 
 interface Target { host: string; port: number }
-const { targets, timeoutMs = 20_000 } = JSON.parse(process.argv[2] ?? '{}') as { targets: Target[]; timeoutMs?: number };
+const { targets, timeoutMs = 20_000, mark } = JSON.parse(process.argv[2] ?? '{}') as { targets: Target[]; timeoutMs?: number; mark?: number };
+const native = mark === undefined ? undefined : await import('../../agent/src/native/index.js');
 
-function one(t: Target): Promise<{ host: string; port: number; reply?: string; error?: string }> {
+async function open(t: Target): Promise<Socket> {
+  if (!native) return connect({ host: t.host, port: t.port });
+  return new Socket({ fd: await native.socketInNetns({ mark }) }).connect(t.port, t.host);
+}
+
+async function one(t: Target): Promise<{ host: string; port: number; reply?: string; error?: string }> {
+  const s = await open(t);
   return new Promise((resolve) => {
-    const s = connect({ host: t.host, port: t.port });
     let buf = '';
     const done = (r: { reply?: string; error?: string }) => { s.destroy(); resolve({ ...t, ...r }); };
     s.setTimeout(timeoutMs, () => done({ error: 'timeout' }));

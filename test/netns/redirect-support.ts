@@ -41,8 +41,8 @@ export function closeServer(s: Server | undefined): Promise<void> {
 export interface ClientResult { host: string; port: number; reply?: string; error?: string }
 
 /** Connects from inside a pod (its cgroup and netns) to every target at once. */
-export async function clientInPod(lab: Lab, ref: string, targets: { host: string; port: number }[], timeoutMs = 20_000): Promise<ClientResult[]> {
-  const r = await lab.exec(ref, [process.execPath, CLIENT, JSON.stringify({ targets, timeoutMs })], { timeoutMs: timeoutMs + 30_000 });
+export async function clientInPod(lab: Lab, ref: string, targets: { host: string; port: number }[], timeoutMs = 20_000, mark?: number): Promise<ClientResult[]> {
+  const r = await lab.exec(ref, [process.execPath, CLIENT, JSON.stringify({ targets, timeoutMs, mark })], { timeoutMs: timeoutMs + 30_000 });
   if (r.code !== 0) throw new Error(`client in ${ref} exited ${r.code}: ${r.stderr}`);
   return JSON.parse(r.stdout) as ClientResult[];
 }

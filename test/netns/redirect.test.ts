@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import type { Server } from 'node:net';
 import { privilegedSkip } from '../helpers/privilege.js';
 import { Lab, type PodStatus } from '../../agent/src/lab/index.js';
-import { Redirector } from '../../agent/src/redirect/index.js';
+import { DEFAULT_BYPASS_MARK, Redirector } from '../../agent/src/redirect/index.js';
 import {
   bpftoolCgroup, clientInNode, clientInPod, closeServer, inboundStandIn, lineServer, outboundStandIn, podGateway, rand, tcFilters,
 } from './redirect-support.js';
@@ -65,6 +65,13 @@ describe('redirect: capture in a lab pod', { skip: privilegedSkip() }, () => {
     assert.equal(excluded!.error, 'ECONNREFUSED');
     const [other] = await clientInPod(lab, `${same.namespace}/${same.name}`, [{ host: cross.ip, port: 17001 }]);
     assert.equal(other!.reply, `direct ${same.ip}`);
+  });
+
+  it("never captures the agent's own sockets (SO_MARK 0x5746), even from inside the pod's cgroup", async () => {
+    const marked = await clientInPod(lab, `${a.namespace}/${a.name}`, [{ host: cross.ip, port: 17001 }], 5000, DEFAULT_BYPASS_MARK);
+    assert.equal(marked[0]!.reply, `direct ${a.ip}`);
+    const unmarked = await clientInPod(lab, `${a.namespace}/${a.name}`, [{ host: cross.ip, port: 17001 }], 5000, 0x1234);
+    assert.equal(unmarked[0]!.reply, `orig ${cross.ip}:17001`);
   });
 
   it('steers plaintext inbound to :15006 with the destination intact; 15008 and node probes reach their listeners', async () => {
