@@ -50,15 +50,26 @@ function labPins(lab: string): string[] {
  * Processes that belong to the lab: in one of its cgroups, or started with one of its netns or
  * cgroup paths on the command line (nsenter --net=/run/netns/weft-<lab>-…).
  */
-export function labProcesses(lab: string): number[] {
-  const marker = `/${hostPrefix(lab)}`;
+export function labProcesses(lab: string, options: { toolsOnly?: boolean } = {}): number[] {
+  const prefix = hostPrefix(lab);
+  const marker = `/${prefix}`;
   const out: number[] = [];
   for (const e of readdirSync('/proc')) {
     if (!/^\d+$/.test(e) || Number(e) === process.pid) continue;
+    // Zombies are dead already; reaping them is their parent's (often init's) business.
+    if (!processAlive(Number(e))) continue;
     try {
+      const argv = readFileSync(`/proc/${e}/cmdline`, 'utf8').split('\0');
+      const mentions = argv.some((a) => a.startsWith(prefix) || a.includes(marker));
+      if (options.toolsOnly) {
+        // ip, nsenter and the cgroup-joining shell the lab runs: left running when the process
+        // that started them was killed, they could still create netns after a sweep listed them.
+        const comm = readFileSync(`/proc/${e}/comm`, 'utf8').trim();
+        if (mentions && ['ip', 'nsenter', 'sh', 'sysctl'].includes(comm)) out.push(Number(e));
+        continue;
+      }
       const cg = readFileSync(`/proc/${e}/cgroup`, 'utf8').split('\n').find((l) => l.startsWith('0::')) ?? '';
-      const cmd = readFileSync(`/proc/${e}/cmdline`, 'utf8');
-      if (cg.includes(marker) || cmd.includes(marker)) out.push(Number(e));
+      if (cg.includes(marker) || mentions) out.push(Number(e));
     } catch {
       /* exited while scanning */
     }
@@ -111,8 +122,21 @@ export async function removeLab(lab: string): Promise<void> {
   const stateDir = stateDirOf(lab);
   const rt = readRuntime(stateDir);
   const root = rt?.cgroupRoot ?? cgroupRootOrUndefined();
-  const cgroups = labCgroups(root, lab);
   const errors: unknown[] = [];
+  // First the lab's own tools a killed builder left running, so they make nothing new.
+  for (let i = 0; i < 50; i++) {
+    const tools = labProcesses(lab, { toolsOnly: true });
+    if (tools.length === 0) break;
+    for (const pid of tools) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  const cgroups = labCgroups(root, lab);
   for (const cg of cgroups) await killCgroupTree(cg).catch((e) => errors.push(e));
   // Apps that somehow left their cgroup: the recorded pid, if it is still that process.
   for (const p of rt?.pods ?? []) {
