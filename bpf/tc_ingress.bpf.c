@@ -16,6 +16,7 @@
 #define ETH_P_IP 0x0800
 #define IPPROTO_TCP 6
 #define BPF_TCP_LISTEN_STATE 10
+#define BPF_TCP_TIME_WAIT_STATE 6
 
 const volatile __u16 hbone_port = WEFT_PORT_HBONE;
 
@@ -34,11 +35,16 @@ int weft_tc_ingress(struct __sk_buff *skb)
 	struct iphdr *ip = (void *)(eth + 1);
 	if ((void *)(ip + 1) > end)
 		return TC_ACT_OK;
-	if (ip->protocol != IPPROTO_TCP || ip->ihl != 5)
-		return TC_ACT_OK; /* IP options: left alone (rare; TCP from a kernel never sets them) */
-	struct tcphdr *th = (void *)(ip + 1);
-	if ((void *)(th + 1) > end)
+	if (ip->protocol != IPPROTO_TCP)
 		return TC_ACT_OK;
+	if (ip->frag_off & bpf_htons(0x1fff))
+		return TC_ACT_OK; /* a later fragment: no TCP header; its first fragment was judged */
+	if (ip->ihl < 5)
+		return TC_ACT_OK; /* malformed: the stack drops it */
+	/* Honour IP options: skipping such packets would let a client bypass the proxy. */
+	struct tcphdr *th = (void *)ip + ip->ihl * 4;
+	if ((void *)(th + 1) > end)
+		return TC_ACT_SHOT;
 
 	/* The pod is found by the destination address (see weft_pod_ips for why not the netns). */
 	struct weft_ip_key ipk = {};
@@ -64,9 +70,12 @@ int weft_tc_ingress(struct __sk_buff *skb)
 
 	struct bpf_sock *sk = bpf_skc_lookup_tcp(skb, &tuple, sizeof(tuple.ipv4), BPF_F_CURRENT_NETNS, 0);
 	if (sk) {
-		int listening = sk->state == BPF_TCP_LISTEN_STATE;
+		__u32 state = sk->state;
 		bpf_sk_release(sk);
-		if (!listening)
+		/* A SYN that meets a TIME_WAIT socket opens a new connection, which the stack would
+		 * hand to the app's listener: steer it like any new flow (as Cilium does). */
+		int new_over_tw = state == BPF_TCP_TIME_WAIT_STATE && th->syn && !th->ack;
+		if (state != BPF_TCP_LISTEN_STATE && !new_over_tw)
 			return TC_ACT_OK; /* established, SYN_SENT, request socket, TIME_WAIT: not new */
 	}
 
