@@ -33,9 +33,9 @@ describe('redirect: capture in a lab pod', { skip: privilegedSkip() }, () => {
     servers.push(await lineServer(a.netns, '0.0.0.0', 17002, () => 'app'));
     servers.push(await lineServer(a.netns, '0.0.0.0', 15008, () => 'hbone'));
     for (const p of [same, cross]) servers.push(await lineServer(p.netns, '0.0.0.0', 17001, (s) => `direct ${s.remoteAddress}`));
-    await r.enrol({ uid: a.uid, netnsPath: a.netns, cgroupPath: a.podCgroup, ip: a.ip, nodeGatewayIp: podGateway(lab, a.node), excludePorts: [17003] });
     inbound = await inboundStandIn(a.netns);
-    await r.setInboundListener(a.uid, listenerFd(inbound));
+    const spec = { uid: a.uid, netnsPath: a.netns, cgroupPath: a.podCgroup, ip: a.ip, nodeGatewayIp: podGateway(lab, a.node), excludePorts: [17003] };
+    await r.enrol(spec, { inboundListenerFd: listenerFd(inbound) });
   });
 
   after(async () => {

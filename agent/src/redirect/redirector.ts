@@ -35,6 +35,15 @@ export interface PodSpec {
   ifname?: string | undefined;
 }
 
+export interface EnrolOptions {
+  /**
+   * The proxy's :15006 listening socket in the pod netns. Given here it is in place before
+   * the pod is switched on; otherwise new inbound plaintext is dropped (fail closed) until
+   * setInboundListener() is called.
+   */
+  inboundListenerFd?: number;
+}
+
 export interface EnrolledPod {
   uid: string;
   netnsPath: string;
@@ -160,10 +169,12 @@ export class Redirector {
    * twice. If the pod's netns or cgroup is gone (also mid-way), throws PodGoneError and leaves
    * nothing attached.
    */
-  async enrol(pod: PodSpec): Promise<EnrolledPod> {
+  async enrol(pod: PodSpec, options: EnrolOptions = {}): Promise<EnrolledPod> {
     this.ensureOpen();
     checkSpec(pod);
-    return this.mutex.run(pod.uid, () => this.enrolLocked(pod));
+    const fd = options.inboundListenerFd;
+    if (fd !== undefined && (!Number.isInteger(fd) || fd < 0)) throw new InvalidArgumentError('inboundListenerFd', `${fd} is not a file descriptor`);
+    return this.mutex.run(pod.uid, () => this.enrolLocked(pod, fd));
   }
 
   /** Undo enrol() exactly. Returns false when the pod was not enrolled. Idempotent. */
@@ -271,7 +282,7 @@ export class Redirector {
     if (!existsSync(pod.cgroupPath) || !statSync(pod.cgroupPath).isDirectory()) throw new PodGoneError(pod.uid, 'cgroup', pod.cgroupPath);
   }
 
-  private async enrolLocked(pod: PodSpec): Promise<EnrolledPod> {
+  private async enrolLocked(pod: PodSpec, inboundListenerFd: number | undefined): Promise<EnrolledPod> {
     const uidKey = encodeUid(pod.uid);
     const reg = this.progs.maps.enrolments;
     const ifname = pod.ifname ?? 'eth0';
@@ -322,6 +333,8 @@ export class Redirector {
       // 4. Settings last: they switch the already attached programs on for this pod.
       if (prev?.ip4 && prev.ip4 !== pod.ip) await this.progs.maps.podIps.delete(encodeIpKey(prev.ip4));
       await this.progs.maps.podIps.update(encodeIpKey(pod.ip), encodeU64(netnsCookie));
+      // The listener before the switch: with it, inbound never sees a fail-closed window.
+      if (inboundListenerFd !== undefined) await this.progs.maps.inListen.update(encodeNetnsKey(netnsCookie), encodeU64(BigInt(inboundListenerFd)));
       await this.progs.maps.pods.update(encodeNetnsKey(netnsCookie), config);
       record.state = ENROL_DONE;
       await reg.update(uidKey, encodeEnrolment(record));
