@@ -87,7 +87,7 @@ describe('redirect: capture in a lab pod', { skip: privilegedSkip() }, () => {
     await closeServer(inbound);
     inbound = undefined;
     assert.equal((await r.mapCounts()).inListen, 0, 'the kernel removed the closed listener from the SOCKHASH');
-    const res = await clientInPod(lab, `${same.namespace}/${same.name}`, [{ host: a.ip, port: 17002 }, { host: a.ip, port: 15008 }], 1500);
+    const res = await clientInPod(lab, `${same.namespace}/${same.name}`, [{ host: a.ip, port: 17002 }, { host: a.ip, port: 15008 }], 3000);
     assert.equal(res[0]!.error, 'timeout', `plaintext must not reach the app: ${JSON.stringify(res[0])}`);
     assert.equal(res[1]!.reply, 'hbone');
     assert.equal((await clientInNode(lab, a.node, [{ host: a.ip, port: 17002 }]))[0]!.reply, 'app');
