@@ -7,7 +7,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { InvalidArgumentError } from '../common/errors.js';
+import { InvalidArgumentError, PrivilegeError } from '../common/errors.js';
 import { addressPlan, freeHost, MAX_NODES, type AddressPlan } from './address-plan.js';
 import { cgroup2Mount, killCgroupTree, podCgroupLayout, removeCgroupTree } from './cgroup.js';
 import { appServiceObject, DEFAULT_NAMESPACES, defaultPods, namespaceObject, serviceAccountObject, type PodPlacement } from './default-layout.js';
@@ -154,6 +154,7 @@ export class Lab {
     if (!Number.isInteger(nodes) || nodes < 1 || nodes > MAX_NODES) throw new InvalidArgumentError('nodes', `must be 1-${MAX_NODES}, not ${nodes}`);
     if (!Number.isInteger(podsPerNode) || podsPerNode < 0 || podsPerNode > 200) throw new InvalidArgumentError('pods per node', `must be 0-200, not ${podsPerNode}`);
     const progress = options.onProgress ?? (() => undefined);
+    requireRoot();
     const lab = new Lab(name);
     await withLabLock(name, async () => {
       const h = labHealth(name, true);
@@ -222,7 +223,7 @@ export class Lab {
     }
     if (placements.length > 0) {
       progress(`starting ${placements.length} pod(s): netns, veth, cgroup and sample app each`);
-      await this.startPods(rt, plan, placements.map((p) => ({ placement: p })));
+      await this.startPods(rt, plan, placements.map((p) => ({ placement: p })), progress);
     }
     rt.phase = 'up';
     writeRuntime(this.stateDir, rt);
@@ -240,7 +241,7 @@ export class Lab {
    * Starts pods: allocates UID, IP and names, creates netns, veth pairs and cgroups, starts the
    * apps, then writes the Pod manifests. On failure the new pods are removed again.
    */
-  private async startPods(rt: LabRuntime, plan: AddressPlan, pods: Array<{ placement: PodPlacement; object?: ManifestObject }>): Promise<PodRuntime[]> {
+  private async startPods(rt: LabRuntime, plan: AddressPlan, pods: Array<{ placement: PodPlacement; object?: ManifestObject }>, progress?: (m: string) => void): Promise<PodRuntime[]> {
     const created: PodRuntime[] = [];
     const shorts = new Set(rt.pods.map((p) => podShort(p.uid)));
     const usedIps = new Set(rt.pods.map((p) => p.ip));
@@ -270,11 +271,13 @@ export class Lab {
       mkdirSync(logDir, { recursive: true });
       // A few at a time: each is a Node start-up, CPU-bound.
       const queue = [...created];
+      let done = 0;
       await Promise.all(Array.from({ length: Math.min(8, queue.length) }, async () => {
         for (let p = queue.shift(); p; p = queue.shift()) {
           const started = await startSampleApp({ namespace: p.namespace, name: p.name, cgroup: p.cgroup, netnsFile: netnsPath(p.netnsName), logDir, uid: p.uid });
           p.pid = started.pid;
           p.pidStart = started.pidStart;
+          if (progress && created.length > 10 && ++done % 10 === 0 && done < created.length) progress(`  ${done}/${created.length} pods running`);
         }
       }));
     } catch (err) {
@@ -299,6 +302,7 @@ export class Lab {
 
   /** Removes every namespace, link, cgroup, process, BPF pin and file of the lab. */
   async down(): Promise<void> {
+    requireRoot();
     await withLabLock(this.name, () => removeLab(this.name));
   }
 
@@ -452,6 +456,7 @@ export class Lab {
     } else {
       throw new InvalidArgumentError('kind', `'${String(kind)}' must be namespace or pod`);
     }
+    requireRoot();
     return withLabLock(this.name, async () => {
       this.runtime();
       const o = readObjects(this.stateDir).get(key);
@@ -468,6 +473,7 @@ export class Lab {
   }
 
   private async applyObjects(items: SourcedObject[], options: { createOnly?: boolean }): Promise<ChangeResult[]> {
+    requireRoot();
     return withLabLock(this.name, async () => {
       const rt = this.runtime();
       const plan = addressPlan(rt.slot);
@@ -564,6 +570,7 @@ export class Lab {
   }
 
   private async deleteObjects(items: SourcedObject[], options: { ignoreNotFound?: boolean }): Promise<ChangeResult[]> {
+    requireRoot();
     return withLabLock(this.name, async () => {
       const rt = this.runtime();
       const current = readObjects(this.stateDir);
@@ -598,6 +605,12 @@ export class Lab {
       }
       return results;
     });
+  }
+}
+
+export function requireRoot(): void {
+  if (process.getuid?.() !== 0) {
+    throw new PrivilegeError('the lab needs root: it creates network namespaces, veth pairs and cgroups', { hint: 'run it as root (sudo npx weft lab …)' });
   }
 }
 

@@ -5,6 +5,7 @@
 import { existsSync, readFileSync, readdirSync, rmSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { cgroup2Mount, cgroupOfProcess, killCgroupTree, removeCgroupTree } from './cgroup.js';
+import { PrivilegeError } from '../common/errors.js';
 import { LabBusyError } from './errors.js';
 import { lockHolder, withLabLock } from './lock.js';
 import { BPFFS, fabricNetns, hostPrefix, labRoot, lockFileOf, stateDirOf, validateLabName } from './names.js';
@@ -214,6 +215,7 @@ function slotOwner(slot: string): string | undefined {
  * being changed by a live process. Healthy labs are kept.
  */
 export async function sweep(options: { name?: string } = {}): Promise<SweepResult> {
+  if (process.getuid?.() !== 0) throw new PrivilegeError('sweeping labs needs root', { hint: 'run it as root (sudo npx weft lab sweep)' });
   const names = options.name !== undefined ? [validateLabName(options.name)] : knownLabs();
   const result: SweepResult = { swept: [], kept: [] };
   for (const lab of names) {

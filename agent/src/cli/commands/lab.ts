@@ -264,7 +264,9 @@ async function runDemo(name: string, exitAtOnce: boolean, io: Io): Promise<numbe
         const [a, b] = lab.status().pods;
         io.out(`\nTry, in another terminal:\n  npx weft lab exec --name ${name} ${a?.namespace}/${a?.name} -- node -e "fetch('http://${b?.ip}:8080/hi').then(r=>r.text()).then(console.log)"\n`);
         io.out('\nThe lab stays up until Ctrl-C.\n');
-        await stopped;
+        // Signal handlers do not keep Node's event loop alive; a timer does.
+        const keepAlive = setInterval(() => undefined, 1 << 30);
+        await stopped.finally(() => clearInterval(keepAlive));
       }
     } finally {
       io.err('tearing the lab down\n');

@@ -1,0 +1,46 @@
+// `weft lab demo`: brings a lab up, shows it, and tears it down on --exit or on Ctrl-C/SIGTERM.
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { privilegedSkip } from '../helpers/privilege.js';
+import { labHealth, labLeftovers } from '../../agent/src/lab/index.js';
+
+const skip = privilegedSkip();
+
+function assertNothingLeft(name: string): void {
+  assert.deepEqual(labLeftovers(name), { netns: [], cgroups: [], pins: [], files: [], processes: [] }, `lab ${name} left something behind`);
+}
+
+describe('weft lab demo', { skip }, () => {
+  it('with --exit shows the lab and tears it down at once', () => {
+    const name = `e${randomBytes(3).toString('hex')}`;
+    const r = spawnSync(process.execPath, ['agent/bin/weft.js', 'lab', 'demo', '--exit', '--name', name], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /NODE\s+IP/);
+    assert.match(r.stdout, /demo\s+client-1\s+node1\s+198\.18\./);
+    assert.match(r.stderr, /is down/);
+    assertNothingLeft(name);
+  });
+
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    it(`keeps the lab up until ${signal}, then tears it down and exits 0`, async () => {
+      const name = `e${randomBytes(3).toString('hex')}`;
+      const child = spawn(process.execPath, ['agent/bin/weft.js', 'lab', 'demo', '--name', name], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      child.stdout.setEncoding('utf8');
+      await new Promise<void>((resolve, reject) => {
+        child.stdout.on('data', (d: string) => {
+          out += d;
+          if (out.includes('until Ctrl-C')) resolve();
+        });
+        child.on('exit', (code) => reject(new Error(`demo exited early (${code}): ${out}`)));
+      });
+      assert.equal(labHealth(name).state, 'healthy');
+      const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+      child.kill(signal);
+      assert.equal(await exited, 0);
+      assertNothingLeft(name);
+    });
+  }
+});
