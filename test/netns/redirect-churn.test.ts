@@ -116,6 +116,20 @@ describe('redirect: 100 pods, idempotence and pods that vanish', { skip: privile
     await assertNothingLeft([p]);
   });
 
+  it('reconcile releases a pod whose netns and cgroup were deleted while it was enrolled', async () => {
+    const [gone, kept] = [pods[5]!, pods[6]!];
+    await r.enrol(gone);
+    await r.enrol(kept);
+    ip(['netns', 'del', gone.netnsPath.split('/').pop()!]);
+    rmdirSync(gone.cgroupPath);
+    const res = await r.reconcile([kept]);
+    assert.deepEqual(res, { enrolled: [kept.uid], released: [gone.uid], failed: [] });
+    assert.deepEqual((await r.list()).map((p) => p.uid), [kept.uid]);
+    assert.equal(existsSync(r.pins.podDir(gone.uid)), false);
+    await r.release(kept.uid);
+    await assertNothingLeft([gone, kept]);
+  });
+
   it('rolls back a pod whose netns or cgroup vanishes mid-enrolment', async () => {
     const [pn, pc] = [pods[3]!, pods[4]!];
     // Make the pod vanish between attaching the cgroup links and the tc filter.
