@@ -131,12 +131,13 @@ describe('controller translation', () => {
     assert.deepEqual(workload('u-2').services['shop/web.shop.svc.cluster.local']!.ports.map((p) => [p.servicePort, p.targetPort]), [[9000, 9000]]);
   });
 
-  it('lists selector policies on the workloads they select, and only those', () => {
-    assert.deepEqual(workload('11111111-aaaa-bbbb-cccc-000000000001').authorizationPolicies, ['shop/web-allow']);
-    assert.deepEqual(workload('u-3').authorizationPolicies, []);
+  it('lists selector policies, and the static STRICT policy under mesh-wide STRICT, on the workloads they select', () => {
+    const STRICT = 'weft-system/istio_converted_static_strict';
+    assert.deepEqual(workload('11111111-aaaa-bbbb-cccc-000000000001').authorizationPolicies, ['shop/web-allow', STRICT]);
+    assert.deepEqual(workload('u-3').authorizationPolicies, [STRICT], 'mesh-wide STRICT reaches every namespace');
     assert.equal(t.policies.get('shop/web-allow')?.scope, Scope.WORKLOAD_SELECTOR);
-    const strict = t.policies.get('weft-system/istio_converted_static_strict');
-    assert.equal(strict?.scope, Scope.GLOBAL);
+    const strict = t.policies.get(STRICT);
+    assert.equal(strict?.scope, Scope.WORKLOAD_SELECTOR);
     assert.equal(strict?.action, Action.DENY);
   });
 
@@ -154,13 +155,19 @@ describe('controller translation', () => {
       ['status.podIP', "'198.18.999.1' is not an IP address"],
     );
     assert.equal(byObject.get('Service shop/bad-svc')?.field, 'spec.ports[0].port');
-    assert.equal(byObject.get('AuthorizationPolicy shop/bad-pol')?.field, 'spec.rules[0].to[0].operation.paths');
-    assert.match(byObject.get('AuthorizationPolicy shop/bad-pol')!.reason, /L7/);
     assert.match(byObject.get('Pod shop/broken')!.origin!, /^state\/all\.yaml#\d+$/);
-    assert.equal(t.problems.length, 3);
+    assert.equal(t.problems.filter((p) => p.severity !== 'warning').length, 2);
     assert.equal(t.addresses.has('u-5'), false);
     assert.equal([...t.addresses.values()].filter((a) => a.type.case === 'workload').length, 3);
-    assert.equal(t.policies.size, 3);
+  });
+
+  it('serves a policy with HTTP attributes fail-closed, with a warning naming the field', () => {
+    const w = t.problems.find((p) => p.object === 'AuthorizationPolicy shop/bad-pol');
+    assert.equal(w?.severity, 'warning');
+    assert.equal(w?.field, 'spec.rules[0]');
+    assert.match(w!.reason, /spec\.rules\[0\]\.to\[0\]\.operation\.paths/);
+    assert.equal(t.policies.get('shop/bad-pol')?.rules.length, 0, 'the ALLOW rule with paths is left out');
+    assert.deepEqual([...t.policies.keys()].sort(), ['shop/bad-pol', 'shop/other-app', 'shop/web-allow', 'weft-system/istio_converted_static_strict']);
   });
 
   it('refuses two pods claiming one IP, keeping the first', () => {

@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { parse } from 'yaml';
 import { Action, Scope } from '../../agent/src/xds/gen/istio/security/authorization_pb.js';
 import {
-  translateAuthorizationPolicy, translatePeerAuthentication, MESH_STRICT_POLICY_NAME, type PolicyObject,
+  translateAuthorizationPolicy, parsePeerAuthentication, peerAuthenticationKeys, convertPeerAuthentication, staticStrictPolicy,
+  parentPeerAuthns, workloadPeerAuthn, STATIC_STRICT_POLICY_NAME, type PolicyObject, type PeerAuthn,
 } from '../../agent/src/policy/translate.js';
 import { authorize, type Connection } from '../../agent/src/policy/evaluate.js';
 import { InvalidPolicyError } from '../../agent/src/policy/errors.js';
@@ -69,8 +70,7 @@ spec:
     ['spec: {action: AUDIT}', 'spec.action', /not supported/],
     ['spec: {rules: [{from: [{source: {ipBlocks: ["300.1.1.1"]}}]}]}', 'spec.rules[0].from[0].source.ipBlocks[0]', /not an IP address/],
     ['spec: {rules: [{to: [{operation: {ports: ["http"]}}]}]}', 'spec.rules[0].to[0].operation.ports[0]', /not a port/],
-    ['spec: {rules: [{to: [{operation: {methods: ["GET"]}}]}]}', 'spec.rules[0].to[0].operation.methods', /L7 attribute/],
-    ['spec: {rules: [{when: [{key: a}]}]}', 'spec.rules[0].when', /L7/],
+    ['spec: {rules: [{when: [{key: source.ip}]}]}', 'spec.rules[0].when[0]', /needs values or notValues/],
     ['spec: {rules: [{from: [{source: {principals: ["spiffe://cluster.local/ns/a/sa/b"]}}]}]}', 'spec.rules[0].from[0].source.principals[0]', /without 'spiffe:\/\/'/],
     ['spec: {rules: [{from: [{source: {}}]}]}', 'spec.rules[0].from[0].source', /empty/],
     ['spec: {rules: [{from: []}]}', 'spec.rules[0].from', /empty list/],
@@ -95,37 +95,112 @@ spec:
   });
 });
 
-describe('PeerAuthentication translation', () => {
-  it('STRICT becomes a DENY of sources without a principal', () => {
-    const t = translatePeerAuthentication(y('{kind: PeerAuthentication, metadata: {name: strict, namespace: shop}, spec: {mtls: {mode: STRICT}}}'))!;
-    assert.equal(t.authorization.action, Action.DENY);
-    assert.equal(t.authorization.scope, Scope.NAMESPACE);
-    assert.equal(t.authorization.name, 'converted_peer_authentication_strict');
-    const m = t.authorization.rules[0]!.clauses[0]!.matches[0]!;
-    assert.equal(m.notPrincipals[0]!.matchType.case, 'presence');
-    assert.equal(authorize([t.authorization], plain).allowed, false);
-    assert.equal(authorize([t.authorization], from('a')).allowed, true);
+describe('AuthorizationPolicy with HTTP attributes and when conditions (Istio fail-closed rules)', () => {
+  it('ALLOW: a rule with HTTP attributes is left out, with a warning naming it', () => {
+    const t = translateAuthorizationPolicy(y(`{kind: AuthorizationPolicy, metadata: {name: a, namespace: s}, spec: {rules: [
+      {to: [{operation: {methods: [GET], ports: ["8080"]}}]},
+      {from: [{source: {namespaces: [ops]}}]}]}}`));
+    assert.equal(t.authorization.rules.length, 1);
+    assert.equal(t.warnings[0]!.field, 'spec.rules[0]');
+    assert.match(t.warnings[0]!.reason, /spec\.rules\[0\]\.to\[0\]\.operation\.methods.*left out, which is more restrictive/);
+    assert.equal(authorize([t.authorization], from('front')).allowed, false, 'the GET rule does not allow anything');
+    assert.equal(authorize([t.authorization], from('ops')).allowed, true);
   });
-  it('mesh-wide STRICT in the root namespace is the static strict policy, GLOBAL', () => {
-    const t = translatePeerAuthentication(y('{kind: PeerAuthentication, metadata: {name: default, namespace: weft-system}, spec: {mtls: {mode: STRICT}}}'))!;
-    assert.equal(t.authorization.name, MESH_STRICT_POLICY_NAME);
-    assert.equal(t.authorization.scope, Scope.GLOBAL);
+  it('DENY: HTTP attributes are ignored, so the rule denies on its L4 parts', () => {
+    const t = translateAuthorizationPolicy(y(`{kind: AuthorizationPolicy, metadata: {name: a, namespace: s}, spec: {action: DENY, rules: [
+      {to: [{operation: {paths: ["/admin"], ports: ["8080"]}}]}]}}`));
+    assert.equal(t.warnings.length, 1);
+    assert.match(t.warnings[0]!.reason, /enforced without them/);
+    assert.equal(authorize([t.authorization], from('x')).allowed, false, 'port 8080 denied entirely');
+    assert.equal(authorize([t.authorization], { ...from('x'), dstPort: 9090 }).allowed, true);
   });
-  it('PERMISSIVE and DISABLE yield no policy', () => {
-    for (const mode of ['PERMISSIVE', 'DISABLE', 'UNSET']) {
-      assert.equal(translatePeerAuthentication(y(`{kind: PeerAuthentication, metadata: {name: p, namespace: s}, spec: {mtls: {mode: ${mode}}}}`)), undefined);
-    }
+  it('L4 when conditions become clauses; others count as HTTP attributes', () => {
+    const t = translateAuthorizationPolicy(y(`{kind: AuthorizationPolicy, metadata: {name: a, namespace: s}, spec: {rules: [
+      {when: [{key: source.ip, values: ["198.18.1.0/24"]}, {key: destination.port, notValues: ["22"]}]},
+      {when: [{key: "request.headers[x-user]", values: [bob]}]}]}}`));
+    assert.equal(t.authorization.rules.length, 1);
+    assert.match(t.warnings[0]!.reason, /request\.headers\[x-user\]/);
+    assert.equal(authorize([t.authorization], from('x', 'a', '198.18.1.5')).allowed, true);
+    assert.equal(authorize([t.authorization], { ...from('x', 'a', '198.18.1.5'), dstPort: 22 }).allowed, false);
+    assert.equal(authorize([t.authorization], from('x', 'a', '198.18.2.5')).allowed, false);
   });
-  it('port-level PERMISSIVE under STRICT lets plaintext reach that port only', () => {
-    const t = translatePeerAuthentication(y('{kind: PeerAuthentication, metadata: {name: p, namespace: s}, spec: {selector: {matchLabels: {app: db}}, mtls: {mode: STRICT}, portLevelMtls: {"9000": {mode: PERMISSIVE}}}}'))!;
-    assert.equal(t.authorization.scope, Scope.WORKLOAD_SELECTOR);
-    assert.equal(authorize([t.authorization], plain).allowed, false);
-    assert.equal(authorize([t.authorization], { ...plain, dstPort: 9000 }).allowed, true);
+  it('serviceAccounts default to the policy namespace', () => {
+    const t = translateAuthorizationPolicy(y('{kind: AuthorizationPolicy, metadata: {name: a, namespace: shop}, spec: {rules: [{from: [{source: {serviceAccounts: [web, "ops/admin"]}}]}]}}'));
+    assert.equal(authorize([t.authorization], from('shop', 'web')).allowed, true);
+    assert.equal(authorize([t.authorization], from('ops', 'admin')).allowed, true);
+    assert.equal(authorize([t.authorization], from('ops', 'web')).allowed, false);
   });
-  it('refuses an unknown mode naming the field', () => {
-    assert.throws(
-      () => translatePeerAuthentication(y('{kind: PeerAuthentication, metadata: {name: p, namespace: s}, spec: {mtls: {mode: STRICTEST}}}')),
-      /PeerAuthentication s\/p: spec\.mtls\.mode: 'STRICTEST' is not one of/,
-    );
+});
+
+describe('PeerAuthentication conversion (istiod ambient semantics)', () => {
+  const pa = (ns: string, name: string, spec: string, created = '2026-01-01T00:00:00Z') =>
+    parsePeerAuthentication(y(`{kind: PeerAuthentication, metadata: {name: ${name}, namespace: ${ns}, creationTimestamp: "${created}"}, spec: ${spec}}`));
+  /** keys a workload in `ns` with `labels` lists, given all PeerAuthentications */
+  const keysFor = (all: PeerAuthn[], ns: string, labels: Record<string, string> = { app: 'db' }) => {
+    const { mesh, ns: nsCfg } = parentPeerAuthns(all, ns);
+    return peerAuthenticationKeys(mesh, nsCfg, workloadPeerAuthn(all, ns, labels));
+  };
+  const STATIC = `weft-system/${STATIC_STRICT_POLICY_NAME}`;
+
+  it('the static STRICT policy denies plaintext and admits mTLS peers', () => {
+    const p = staticStrictPolicy();
+    assert.deepEqual([p.namespace, p.name, p.action], ['weft-system', STATIC_STRICT_POLICY_NAME, Action.DENY]);
+    assert.equal(p.rules[0]!.clauses[0]!.matches[0]!.notPrincipals[0]!.matchType.case, 'presence');
+    assert.equal(authorize([p], plain).allowed, false);
+    assert.equal(authorize([p], from('a')).allowed, true);
+  });
+  it('mesh STRICT applies to every namespace; a namespace UNSET inherits it', () => {
+    const mesh = pa('weft-system', 'default', '{mtls: {mode: STRICT}}');
+    assert.deepEqual(keysFor([mesh], 'shop'), [STATIC]);
+    assert.deepEqual(keysFor([mesh, pa('shop', 'ns', '{}')], 'shop'), [STATIC]);
+  });
+  it('namespace PERMISSIVE overrides mesh STRICT; namespace STRICT works alone', () => {
+    assert.deepEqual(keysFor([pa('weft-system', 'default', '{mtls: {mode: STRICT}}'), pa('shop', 'ns', '{mtls: {mode: PERMISSIVE}}')], 'shop'), []);
+    assert.deepEqual(keysFor([pa('shop', 'ns', '{mtls: {mode: STRICT}}')], 'shop'), [STATIC]);
+    assert.deepEqual(keysFor([pa('shop', 'ns', '{mtls: {mode: STRICT}}')], 'other'), []);
+  });
+  it('a workload PERMISSIVE overrides namespace STRICT, only for the workloads it selects', () => {
+    const all = [pa('shop', 'ns', '{mtls: {mode: STRICT}}'), pa('shop', 'db', '{selector: {matchLabels: {app: db}}, mtls: {mode: PERMISSIVE}}')];
+    assert.deepEqual(keysFor(all, 'shop', { app: 'db' }), []);
+    assert.deepEqual(keysFor(all, 'shop', { app: 'web' }), [STATIC]);
+  });
+  it('the oldest namespace policy wins', () => {
+    const all = [pa('shop', 'new', '{mtls: {mode: PERMISSIVE}}', '2026-02-01T00:00:00Z'), pa('shop', 'old', '{mtls: {mode: STRICT}}', '2026-01-01T00:00:00Z')];
+    assert.deepEqual(keysFor(all, 'shop'), [STATIC]);
+  });
+  it('workload STRICT with a PERMISSIVE port: its converted policy replaces the static one', () => {
+    const w = pa('shop', 'db', '{selector: {matchLabels: {app: db}}, mtls: {mode: STRICT}, portLevelMtls: {"9000": {mode: PERMISSIVE}}}');
+    assert.deepEqual(keysFor([w], 'shop'), ['shop/converted_peer_authentication_db']);
+    const c = convertPeerAuthentication(w, undefined, undefined)!;
+    assert.equal(c.name, 'converted_peer_authentication_db');
+    assert.equal(authorize([c], plain).allowed, false);
+    assert.equal(authorize([c], { ...plain, dstPort: 9000 }).allowed, true);
+    assert.equal(authorize([c], from('a')).allowed, true);
+  });
+  it('namespace STRICT, workload UNSET with a PERMISSIVE port: STRICT is merged into the converted policy', () => {
+    const ns = pa('shop', 'ns', '{mtls: {mode: STRICT}}');
+    const w = pa('shop', 'db', '{selector: {matchLabels: {app: db}}, portLevelMtls: {"9000": {mode: PERMISSIVE}}}');
+    assert.deepEqual(keysFor([ns, w], 'shop'), ['shop/converted_peer_authentication_db']);
+    const c = convertPeerAuthentication(w, ns, undefined)!;
+    assert.equal(authorize([c], plain).allowed, false);
+    assert.equal(authorize([c], { ...plain, dstPort: 9000 }).allowed, true);
+  });
+  it('namespace PERMISSIVE, workload STRICT on one port: only that port refuses plaintext', () => {
+    const w = pa('shop', 'db', '{selector: {matchLabels: {app: db}}, portLevelMtls: {"5432": {mode: STRICT}}}');
+    assert.deepEqual(keysFor([pa('shop', 'ns', '{mtls: {mode: PERMISSIVE}}'), w], 'shop'), ['shop/converted_peer_authentication_db']);
+    const c = convertPeerAuthentication(w, undefined, undefined)!;
+    assert.equal(authorize([c], { ...plain, dstPort: 5432 }).allowed, false);
+    assert.equal(authorize([c], plain).allowed, true);
+    assert.equal(authorize([c], { ...from('a'), dstPort: 5432 }).allowed, true);
+  });
+  it('a plain workload STRICT needs no converted policy', () => {
+    const w = pa('shop', 'db', '{selector: {matchLabels: {app: db}}, mtls: {mode: STRICT}}');
+    assert.equal(convertPeerAuthentication(w, undefined, undefined), undefined);
+    assert.deepEqual(keysFor([w], 'shop'), [STATIC]);
+  });
+  it('refuses an unknown mode, and port-level modes without a selector, naming the field', () => {
+    assert.throws(() => pa('s', 'p', '{mtls: {mode: STRICTEST}}'), /PeerAuthentication s\/p: spec\.mtls\.mode: 'STRICTEST' is not one of/);
+    assert.throws(() => pa('s', 'p', '{portLevelMtls: {"80": {mode: STRICT}}}'), /spec\.portLevelMtls: needs spec\.selector/);
+    assert.throws(() => pa('s', 'p', '{selector: {matchLabels: {a: b}}, portLevelMtls: {"http": {mode: STRICT}}}'), /spec\.portLevelMtls\[0\]: 'http' is not a port/);
   });
 });

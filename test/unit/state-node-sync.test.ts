@@ -100,7 +100,8 @@ describe('agent control-plane sync against a controller on a manifest directory'
     assert.equal(d.synced, true);
     assert.deepEqual(d.workloads.map((w) => `${w.name} ${w.addresses[0]} ${w.protocol}`), ['api 198.18.1.11 HBONE', 'db 198.18.2.10 HBONE', 'web 198.18.1.10 HBONE']);
     assert.deepEqual(d.services.map((s) => [s.hostname, s.vips[0], s.endpoints]), [['web.shop.svc.cluster.local', '198.19.0.10', 1]]);
-    assert.deepEqual(d.policies.map((p) => [p.name, p.action]), [['converted_peer_authentication_strict', 'DENY']]);
+    assert.deepEqual(d.policies.map((p) => [p.name, p.action]), [['istio_converted_static_strict', 'DENY']]);
+    assert.ok(d.workloads.every((w) => (w as { authorizationPolicies?: string[] }).authorizationPolicies?.includes('weft-system/istio_converted_static_strict')), 'namespace STRICT is listed on its workloads');
     assert.ok(d.certificates.every((c) => Date.parse(c.notAfter) > Date.now()));
     assert.equal((await fetch(`http://127.0.0.1:${admin.port}/nope`)).status, 404);
   });
@@ -114,7 +115,7 @@ describe('agent control-plane sync against a controller on a manifest directory'
     const s = await cli(['services', '--admin', url, '-o', 'json']);
     assert.equal((JSON.parse(s.out) as Array<{ hostname: string }>)[0]!.hostname, 'web.shop.svc.cluster.local');
     const p = await cli(['policies', '--admin', url]);
-    assert.match(p.out, /shop\s+converted_peer_authentication_strict\s+NAMESPACE\s+DENY\s+1\s+no/);
+    assert.match(p.out, /weft-system\s+istio_converted_static_strict\s+WORKLOAD_SELECTOR\s+DENY\s+1\s+no/);
     const c = await cli(['certs', '--admin', url, '-o', 'json']);
     assert.deepEqual((JSON.parse(c.out) as Array<{ identity: string }>).map((x) => x.identity), ['spiffe://cluster.local/ns/shop/sa/api', 'spiffe://cluster.local/ns/shop/sa/web']);
   });

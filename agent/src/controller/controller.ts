@@ -81,7 +81,7 @@ export class Controller extends EventEmitter<{ translated: [Translation] }> impl
     const now = new Set(t.problems.map(formatProblem));
     for (const p of t.problems) {
       const f = formatProblem(p);
-      if (!this.problemSet.has(f)) this.log.warn({ object: p.object, field: p.field, reason: p.reason, origin: p.origin }, `refused: ${f}`);
+      if (!this.problemSet.has(f)) this.log.warn({ object: p.object, field: p.field, reason: p.reason, origin: p.origin }, p.severity === 'warning' ? f : `refused: ${f}`);
     }
     this.problemSet = now;
     this.problems = t.problems;

@@ -38,10 +38,12 @@ export interface ObjectProblem {
   field: string;
   reason: string;
   origin?: string;
+  /** 'warning': the object is served, but not exactly as written */
+  severity?: 'error' | 'warning';
 }
 
 export function formatProblem(p: ObjectProblem): string {
-  return `${p.object}${p.origin ? ` (${p.origin})` : ''}: ${p.field}: ${p.reason}`;
+  return `${p.severity === 'warning' ? 'warning: ' : ''}${p.object}${p.origin ? ` (${p.origin})` : ''}: ${p.field}: ${p.reason}`;
 }
 
 export interface ClusterSnapshot {

@@ -11,7 +11,10 @@ import {
 } from '../xds/gen/istio/workload/workload_pb.js';
 import type { Authorization } from '../xds/gen/istio/security/authorization_pb.js';
 import { ipToBytes } from '../policy/cidr.js';
-import { translatePolicyObject, ROOT_NAMESPACE } from '../policy/translate.js';
+import {
+  convertPeerAuthentication, parentPeerAuthns, parsePeerAuthentication, peerAuthenticationKeys, staticStrictPolicy,
+  translateAuthorizationPolicy, workloadPeerAuthn, ROOT_NAMESPACE, type PeerAuthn,
+} from '../policy/translate.js';
 import { InvalidPolicyError } from '../policy/errors.js';
 import { DEFAULT_TRUST_DOMAIN } from '../identity/spiffe.js';
 import { describeObject, type ClusterSnapshot, type KubeObject, type ObjectProblem, type Sourced } from './objects.js';
@@ -173,15 +176,33 @@ export function translateSnapshot(snapshot: ClusterSnapshot, opts: TranslateOpti
 
   const policies = new Map<string, Authorization>();
   const selectorPolicies: Array<{ key: string; namespace: string; selector: Record<string, string> }> = [];
-  for (const s of [...byKind('AuthorizationPolicy'), ...byKind('PeerAuthentication')]) {
+  const addPolicy = (a: Authorization) => {
+    const key = `${a.namespace}/${a.name}`;
+    if (policies.has(key)) throw new ObjectError('metadata.name', `policy ${key} is defined twice`);
+    policies.set(key, a);
+    return key;
+  };
+  for (const s of byKind('AuthorizationPolicy')) {
     guard(s, () => {
-      const t = translatePolicyObject(s.object, { rootNamespace });
-      if (!t) return;
-      const key = `${t.authorization.namespace}/${t.authorization.name}`;
-      if (policies.has(key)) throw new ObjectError('metadata.name', `policy ${key} is defined twice`);
-      policies.set(key, t.authorization);
+      const t = translateAuthorizationPolicy(s.object, { rootNamespace });
+      const key = addPolicy(t.authorization);
       if (t.selector) selectorPolicies.push({ key, namespace: t.authorization.namespace, selector: t.selector });
+      for (const w of t.warnings) problems.push({ object: describeObject(s.object), field: w.field, reason: w.reason, origin: s.origin, severity: 'warning' });
     });
+  }
+  // PeerAuthentication: the static STRICT policy plus converted port-level workload policies;
+  // which of them a workload lists is decided per workload below.
+  const peerAuthns: PeerAuthn[] = [];
+  for (const s of byKind('PeerAuthentication')) {
+    const pa = guard(s, () => parsePeerAuthentication(s.object));
+    if (pa) peerAuthns.push(pa);
+  }
+  const strict = staticStrictPolicy(rootNamespace);
+  policies.set(`${strict.namespace}/${strict.name}`, strict);
+  for (const pa of peerAuthns) {
+    const { mesh, ns } = parentPeerAuthns(peerAuthns, pa.namespace, rootNamespace);
+    const converted = convertPeerAuthentication(pa, ns, mesh, rootNamespace);
+    if (converted) policies.set(`${converted.namespace}/${converted.name}`, converted);
   }
 
   const addresses = new Map<string, Address>();
@@ -245,6 +266,7 @@ export function translateSnapshot(snapshot: ClusterSnapshot, opts: TranslateOpti
         svcMap[svc.key] = create(PortListSchema, { ports });
       }
       const kind = workloadKind(pod);
+      const paParents = parentPeerAuthns(peerAuthns, namespace, rootNamespace);
       const workload = create(WorkloadSchema, {
         uid, name, namespace,
         addresses: ips.map((ip) => ipToBytes(ip)!),
@@ -254,7 +276,10 @@ export function translateSnapshot(snapshot: ClusterSnapshot, opts: TranslateOpti
         canonicalRevision: labels['service.istio.io/canonical-revision'] ?? labels['app.kubernetes.io/version'] ?? labels.version ?? 'latest',
         workloadType: kind.type, workloadName: kind.name,
         services: svcMap,
-        authorizationPolicies: selectorPolicies.filter((p) => p.namespace === namespace && labelsMatch(p.selector, labels)).map((p) => p.key).sort(),
+        authorizationPolicies: [
+          ...selectorPolicies.filter((p) => p.namespace === namespace && labelsMatch(p.selector, labels)).map((p) => p.key),
+          ...peerAuthenticationKeys(paParents.mesh, paParents.ns, workloadPeerAuthn(peerAuthns, namespace, labels, rootNamespace), rootNamespace),
+        ].sort(),
         status: podReady(pod) ? WorkloadStatus.HEALTHY : WorkloadStatus.UNHEALTHY,
         clusterId,
         networkMode: hostNetwork ? NetworkMode.HOST_NETWORK : NetworkMode.STANDARD,
