@@ -95,7 +95,13 @@ describe('redirect: 100 pods, idempotence and pods that vanish', { skip: privile
     assert.deepEqual(bpftoolCgroup(p.cgroupPath).map((x) => x.name).sort(), ['weft_connect4', 'weft_connect6', 'weft_sockops']);
     assert.equal(tcFilters(p.netnsPath).match(/handle 0x5746/g)?.length, 1);
     assert.equal((await r.list()).length, 1);
+    const seen = await r.inspect(p.uid);
+    assert.deepEqual(seen?.cgroupPrograms, { connect4: ['weft_connect4'], connect6: ['weft_connect6'], sockops: ['weft_sockops'] });
+    assert.deepEqual(seen?.pinnedLinks, ['connect4', 'connect6', 'sockops']);
+    assert.ok(seen?.tcProgId, 'a tc filter in our slot');
+    assert.equal(seen?.config?.enrolled, true);
     await r.release(p.uid);
+    assert.equal(await r.inspect(p.uid), undefined);
     await r.release(p.uid);
     await assertNothingLeft([p]);
   });

@@ -10,12 +10,12 @@ import { InvalidArgumentError, WeftError } from '../common/errors.js';
 import { logger } from '../common/log.js';
 import {
   decodeEnrolment, decodeOrigDst, decodeOrigKey, decodeUid, encodeEnrolment, encodeNetnsKey, encodeOrigKey, encodePodConfig, encodeU64, encodeUid, encodeIpKey,
-  ENROL_DONE, ENROL_PENDING, type Enrolment, type OrigDst, AF_INET,
+  ENROL_DONE, ENROL_PENDING, type Enrolment, type OrigDst, AF_INET, decodePodConfig, type PodConfig,
 } from './codec.js';
 import { PodGoneError, PodNotEnrolledError, RedirectAttachError, RedirectSetupError } from './errors.js';
 import type { Kernel, LoadedPrograms } from './kernel.js';
 import { KeyedMutex } from './keyed-mutex.js';
-import { CGROUP_LINKS, PinLayout, checkUid } from './pins.js';
+import { CGROUP_LINKS, PinLayout, checkUid, type CgroupLinkName } from './pins.js';
 
 const log = logger('redirect');
 
@@ -55,6 +55,17 @@ export interface EnrolledPod {
   nodeGatewayIp: string | undefined;
   /** false when an earlier enrolment was interrupted (crash) and not yet finished or undone. */
   complete: boolean;
+}
+
+export interface PodInspection {
+  pod: EnrolledPod;
+  config: PodConfig | undefined;
+  inboundListener: boolean;
+  /** Names of the programs attached directly at the pod cgroup, per attach point. */
+  cgroupPrograms: Record<CgroupLinkName, string[]>;
+  /** Program id of the tc filter in Weft's slot on the pod's interface. */
+  tcProgId: number | undefined;
+  pinnedLinks: string[];
 }
 
 export interface ReconcileResult {
@@ -241,6 +252,35 @@ export class Redirector {
     if (!v) return undefined;
     await this.progs.maps.origDst.delete(key);
     return decodeOrigDst(v);
+  }
+
+  /**
+   * What the kernel holds for an enrolled pod right now: programs attached at its cgroup, the
+   * tc filter in our slot, its settings and whether a :15006 listener is registered. For
+   * `weft check`, debugging and tests; undefined when the pod is not registered.
+   */
+  async inspect(uid: string): Promise<PodInspection | undefined> {
+    const pod = await this.get(uid);
+    if (!pod) return undefined;
+    const nsKey = encodeNetnsKey(pod.netnsCookie);
+    const cfgRaw = await this.progs.maps.pods.lookup(nsKey);
+    const cgroupPrograms: Record<string, string[]> = {};
+    for (const name of CGROUP_LINKS) {
+      cgroupPrograms[name] = existsSync(pod.cgroupPath) ? (await this.kernel.cgroupPrograms(pod.cgroupPath, name)).map((p) => p.name) : [];
+    }
+    let tcProgId: number | undefined;
+    if (existsSync(pod.netnsPath)) {
+      const raw = await this.progs.maps.enrolments.lookup(encodeUid(uid));
+      tcProgId = raw ? await this.kernel.tcQuery(pod.netnsPath, decodeEnrolment(raw).ifname).catch(() => undefined) : undefined;
+    }
+    return {
+      pod,
+      config: cfgRaw ? decodePodConfig(cfgRaw) : undefined,
+      inboundListener: (await this.progs.maps.inListen.lookup(nsKey)) !== undefined,
+      cgroupPrograms: cgroupPrograms as PodInspection['cgroupPrograms'],
+      tcProgId,
+      pinnedLinks: existsSync(this.pins.podDir(uid)) ? readdirSync(this.pins.podDir(uid)).sort() : [],
+    };
   }
 
   /** Counts of entries in the shared maps (tests and `weft check` use it to spot leaks). */
