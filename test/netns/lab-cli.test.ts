@@ -1,10 +1,10 @@
 // `weft lab demo`: brings a lab up, shows it, and tears it down on --exit or on Ctrl-C/SIGTERM.
-import { describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { privilegedSkip } from '../helpers/privilege.js';
-import { labHealth, labLeftovers } from '../../agent/src/lab/index.js';
+import { destroyLab, labHealth, labLeftovers } from '../../agent/src/lab/index.js';
 
 const skip = privilegedSkip();
 
@@ -13,8 +13,14 @@ function assertNothingLeft(name: string): void {
 }
 
 describe('weft lab demo', { skip }, () => {
+  const made: string[] = [];
+  // Whatever happens in a test, its lab goes.
+  after(async () => {
+    for (const n of made) await destroyLab(n);
+  });
   it('with --exit shows the lab and tears it down at once', () => {
     const name = `e${randomBytes(3).toString('hex')}`;
+    made.push(name);
     const r = spawnSync(process.execPath, ['agent/bin/weft.js', 'lab', 'demo', '--exit', '--name', name], { encoding: 'utf8' });
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, /NODE\s+IP/);
@@ -26,6 +32,7 @@ describe('weft lab demo', { skip }, () => {
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     it(`keeps the lab up until ${signal}, then tears it down and exits 0`, async () => {
       const name = `e${randomBytes(3).toString('hex')}`;
+      made.push(name);
       const child = spawn(process.execPath, ['agent/bin/weft.js', 'lab', 'demo', '--name', name], { stdio: ['ignore', 'pipe', 'pipe'] });
       let out = '';
       child.stdout.setEncoding('utf8');
@@ -36,11 +43,15 @@ describe('weft lab demo', { skip }, () => {
         });
         child.on('exit', (code) => reject(new Error(`demo exited early (${code}): ${out}`)));
       });
-      assert.equal(labHealth(name).state, 'healthy');
-      const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
-      child.kill(signal);
-      assert.equal(await exited, 0);
-      assertNothingLeft(name);
+      try {
+        assert.equal(labHealth(name).state, 'healthy');
+        const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+        child.kill(signal);
+        assert.equal(await exited, 0);
+        assertNothingLeft(name);
+      } finally {
+        if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      }
     });
   }
 });

@@ -1,15 +1,20 @@
 // Crashes: `weft lab up` SIGKILLed half-way, a lab whose apps were killed, a lab left up by a
 // command that exited. Sweep (or the next up) removes what is broken and leaves nothing behind;
 // a healthy lab is never swept.
-import { describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { privilegedSkip } from '../helpers/privilege.js';
-import { Lab, labHealth, labLeftovers, sweep } from '../../agent/src/lab/index.js';
+import { destroyLab, Lab, labHealth, labLeftovers, sweep } from '../../agent/src/lab/index.js';
 
 const skip = privilegedSkip();
-const uniqueName = (p: string) => `${p}${randomBytes(3).toString('hex')}`;
+const made: string[] = [];
+const uniqueName = (p: string) => {
+  const n = `${p}${randomBytes(3).toString('hex')}`;
+  made.push(n);
+  return n;
+};
 const weft = (...args: string[]) => spawnSync(process.execPath, ['agent/bin/weft.js', ...args], { encoding: 'utf8' });
 
 function assertNothingLeft(name: string): void {
@@ -38,6 +43,10 @@ function killUpWhen(name: string, when: RegExp, extraDelayMs: number): Promise<s
 }
 
 describe('lab crash recovery', { skip }, () => {
+  // Whatever happens in a test, its labs go.
+  after(async () => {
+    for (const n of made) await destroyLab(n);
+  });
   it('sweeps a `weft lab up` that was SIGKILLed while starting pods', async () => {
     const name = uniqueName('c');
     await killUpWhen(name, /starting 6 pod/, 150);

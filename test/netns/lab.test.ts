@@ -7,7 +7,7 @@ import { mkdirSync, readFileSync, readdirSync, statSync, existsSync } from 'node
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { privilegedSkip } from '../helpers/privilege.js';
-import { Lab, LabExistsError, labLeftovers, cgroup2Mount, processAlive, type LabStatus, type PodStatus } from '../../agent/src/lab/index.js';
+import { destroyLab, Lab, LabExistsError, labLeftovers, cgroup2Mount, processAlive, type LabStatus, type PodStatus } from '../../agent/src/lab/index.js';
 
 const skip = privilegedSkip();
 const uniqueName = (p: string) => `${p}${randomBytes(3).toString('hex')}`;
@@ -154,9 +154,10 @@ describe('lab', { skip }, () => {
 });
 
 describe('lab down', { skip }, () => {
-  it('removes every netns, link, cgroup, process, BPF pin and file', async () => {
+  it('removes every netns, link, cgroup, process, BPF pin and file', async (t) => {
     const name = uniqueName('d');
     const lab = await Lab.up({ name, nodes: 2, podsPerNode: 1 });
+    t.after(() => destroyLab(name));
     const st = lab.status();
     // A pin directory of the kind the agent makes, and a long-running exec'd process.
     mkdirSync(`/sys/fs/bpf/weft-${name}-test`);

@@ -171,6 +171,12 @@ function rank(netns: string, lab: string): number {
   return 1;
 }
 
+/** Removes lab `lab` whatever its state (healthy, broken, half-built), holding its lock. */
+export async function destroyLab(lab: string): Promise<void> {
+  validateLabName(lab);
+  await withLabLock(lab, () => removeLab(lab));
+}
+
 export interface SweepResult {
   /** Labs that were broken (crashed build, dead apps, leftovers) and are now gone. */
   swept: string[];
