@@ -1,7 +1,7 @@
 // Public API of the lab library (see README.md in this folder).
 export { Lab, labExists } from './lab.js';
 export type { LabUpOptions, LabStatus, NodeStatus, PodStatus, ServiceStatus, AddPodOptions, ExecOptions, ExecResult, ChangeResult, ProbeResult } from './lab.js';
-export { sweep, destroyLab, labHealth, labLeftovers, labProcesses, removeLab } from './sweep.js';
+export { sweep, destroyLab, knownLabs, labHealth, labLeftovers, labProcesses, removeLab } from './sweep.js';
 export type { SweepResult, LabHealth, LabHealthState } from './sweep.js';
 export { addressPlan, inBenchmarkRange, MAX_SLOTS, MAX_NODES } from './address-plan.js';
 export type { AddressPlan } from './address-plan.js';

@@ -184,7 +184,8 @@ export interface SweepResult {
   kept: string[];
 }
 
-function knownLabs(): string[] {
+/** Names of every lab with anything in the state root (state directory, lock or slot). */
+export function knownLabs(): string[] {
   const names = new Set<string>();
   let entries: string[] = [];
   try {

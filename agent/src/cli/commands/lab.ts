@@ -1,7 +1,7 @@
 // `weft lab`: the local multi-node cluster in network namespaces (see agent/src/lab/README.md).
 import { UsageError } from '../../common/errors.js';
 import { outputFormat, outputOption, table, type Command, type Io, type OptionSpec, type Parsed } from '../command.js';
-import { DEFAULT_LAB_NAME, Lab, sweep, type ChangeResult, type LabStatus } from '../../lab/index.js';
+import { DEFAULT_LAB_NAME, destroyLab, knownLabs, Lab, labExists, labHealth, sweep, type ChangeResult, type LabStatus } from '../../lab/index.js';
 
 const nameOption: OptionSpec = { name: { type: 'string' } };
 
@@ -75,18 +75,29 @@ ${NAME_HELP}
 const down: Command = {
   name: 'down',
   summary: 'Tear a lab down, leaving nothing behind',
-  usage: ['weft lab down [--name NAME]'],
+  usage: ['weft lab down [--name NAME]', 'weft lab down --all'],
   help: `Kills every process in the lab's cgroups and removes its network namespaces (with their
 links), cgroups, BPF pins under /sys/fs/bpf/weft-<lab>*, and its state directory.
-Works on a broken lab too.
+Works on a broken or half-built lab too.
 
 Options:
-${NAME_HELP}`,
-  options: nameOption,
+${NAME_HELP}
+  --all              tear down every lab on this machine, healthy or not`,
+  options: { ...nameOption, all: { type: 'boolean' } },
   async run(args, io) {
+    if (args.values.all) {
+      if (args.values.name !== undefined) throw new UsageError('--all and --name exclude each other');
+      const names = knownLabs();
+      for (const n of names) {
+        await destroyLab(n);
+        io.err(`lab '${n}' is down\n`);
+      }
+      if (names.length === 0) io.err('no labs\n');
+      return 0;
+    }
     const name = labName(args);
-    const lab = await Lab.open(name);
-    await lab.down();
+    if (!labExists(name) && labHealth(name).state === 'absent') await Lab.open(name); // throws: not found
+    await destroyLab(name);
     io.err(`lab '${name}' is down\n`);
     return 0;
   },
