@@ -37,7 +37,12 @@ export async function startGrpcServer(ca: CertificateAuthority, listen: string, 
   const host = listen.slice(0, listen.lastIndexOf(':')).replace(/^\[|\]$/g, '');
   const names = servingNames(host);
   const serving = await ca.issueServing(names.dns, [...names.ips, ...extraIps.filter((i) => !names.ips.includes(i))]);
-  const server = new Server({ 'grpc.keepalive_time_ms': 30_000, 'grpc.keepalive_permit_without_calls': 1 });
+  const server = new Server({
+    'grpc.keepalive_time_ms': 30_000,
+    'grpc.keepalive_permit_without_calls': 1,
+    // a reconnecting agent's initial_resource_versions names every resource it holds
+    'grpc.max_receive_message_length': 64 * 1024 * 1024,
+  });
   for (const s of services) server.addService(s.definition, s.implementation);
   const creds = ServerCredentials.createSsl(Buffer.from(ca.rootsPem), [
     { private_key: Buffer.from(serving.keyPem), cert_chain: Buffer.from(serving.certChainPem) },

@@ -83,6 +83,8 @@ export class DeltaAdsClient extends EventEmitter<{
     this.stub = new AdsCtor(opts.address, credentials.createSsl(Buffer.from(opts.rootCertPem)), {
       ...channelOptions(opts),
       'grpc.keepalive_time_ms': 30_000,
+      // the first response carries every workload of the cluster: far above gRPC's 4 MiB default
+      'grpc.max_receive_message_length': 256 * 1024 * 1024,
       'grpc.initial_reconnect_backoff_ms': this.backoff.initialMs,
       'grpc.max_reconnect_backoff_ms': this.backoff.maxMs,
     });
