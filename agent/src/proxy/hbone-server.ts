@@ -1,0 +1,216 @@
+// The inbound HBONE endpoint of one pod (:15008): TLS 1.3 mutual auth with the pod's own
+// certificate, ALPN h2, the client's SPIFFE identity checked against our trust domain, then
+// one HTTP/2 CONNECT stream per proxied connection. This file owns TLS, HTTP/2 and request
+// validation (400s); what a valid CONNECT leads to (policy, dialling the app) is onConnect's.
+import http2 from 'node:http2';
+import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import { logger } from '../common/log.js';
+import { formatSpiffeId, type Identity } from '../identity/spiffe.js';
+import type { Telemetry } from '../telemetry/telemetry.js';
+import type { PeerInfo } from '../telemetry/connection-info.js';
+import { BASE_TLS_OPTIONS } from './tls-contexts.js';
+import { normalizeIp, parseAuthority, parseForwardedFor, formatAddr, type SocketAddr } from './addresses.js';
+import { peerIdentity } from './peer-identity.js';
+import { BadRequestError } from './errors.js';
+import type tls from 'node:tls';
+
+const log = logger('hbone');
+
+/** ztunnel's numbers (reference/istio-protocols.md 1.7). */
+export const HBONE_STREAM_WINDOW = 4 * 1024 * 1024;
+export const HBONE_CONNECTION_WINDOW = 16 * 1024 * 1024;
+export const HBONE_MAX_FRAME_SIZE = 1024 * 1024;
+export const HBONE_SERVER_MAX_STREAMS = 200;
+export const HBONE_SERVER_MAX_HEADER_LIST = 64 * 1024;
+
+export interface ConnectRequest {
+  stream: http2.ServerHttp2Stream;
+  /** the parsed :authority, already checked to be one of this pod's IPs */
+  target: SocketAddr;
+  authority: string;
+  peer: Identity;
+  peerId: string;
+  /** the TCP peer of the TLS connection (the client pod's IP inside the mesh) */
+  peerAddr: SocketAddr;
+  forwardedFor?: SocketAddr | undefined;
+  baggage?: string | undefined;
+}
+
+export interface HboneServerOptions {
+  /** key, cert and ca of this pod, as TlsContexts.serverOptions gives them */
+  tls: tls.SecureContextOptions;
+  trustDomain: string;
+  isLocalIp(ip: string): boolean;
+  onConnect(req: ConnectRequest): void;
+  telemetry: Telemetry;
+  /** this pod, for labels on failures */
+  local(): PeerInfo;
+  handshakeTimeoutMs?: number;
+}
+
+export type RejectReason =
+  | 'tls_handshake'
+  | 'handshake_timeout'
+  | 'peer_identity'
+  | 'alpn'
+  | 'http2_session'
+  | 'bad_method'
+  | 'bad_authority'
+  | 'wrong_destination';
+
+interface SessionFacts {
+  peer: Identity;
+  peerId: string;
+  peerAddr: SocketAddr;
+}
+
+function respond(stream: http2.ServerHttp2Stream, status: number): void {
+  if (stream.destroyed || stream.headersSent) return;
+  try {
+    stream.respond({ ':status': status }, { endStream: true });
+  } catch {
+    stream.destroy();
+  }
+}
+
+export class HboneServer {
+  readonly server: http2.Http2SecureServer;
+  private readonly sessions = new Map<http2.ServerHttp2Session, SessionFacts>();
+
+  constructor(private readonly opts: HboneServerOptions) {
+    this.server = http2.createSecureServer({
+      ...opts.tls,
+      ...BASE_TLS_OPTIONS,
+      requestCert: true,
+      rejectUnauthorized: true,
+      ALPNProtocols: ['h2'],
+      allowHTTP1: false,
+      handshakeTimeout: opts.handshakeTimeoutMs ?? 10_000,
+      // No resumption (as ztunnel): every connection proves its identity with a full handshake.
+      sessionTimeout: 0,
+      settings: {
+        initialWindowSize: HBONE_STREAM_WINDOW,
+        maxConcurrentStreams: HBONE_SERVER_MAX_STREAMS,
+        maxHeaderListSize: HBONE_SERVER_MAX_HEADER_LIST,
+        maxFrameSize: HBONE_MAX_FRAME_SIZE,
+        enablePush: false,
+      },
+      maxSessionMemory: 64,
+      unknownProtocolTimeout: 1000,
+    });
+    this.server.on('session', (s) => this.onSession(s));
+    this.server.on('stream', (stream, headers) => this.onStream(stream, headers));
+    this.server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => {
+      const timeout = err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT';
+      this.reject(timeout ? 'handshake_timeout' : 'tls_handshake', 'TLS_FAILURE', err.message, socket);
+    });
+    this.server.on('unknownProtocol', (socket: TLSSocket) => {
+      this.reject('alpn', 'H2_HANDSHAKE_FAILURE', `the client did not negotiate ALPN h2 (got ${socket.alpnProtocol || 'none'})`, socket);
+      socket.destroy();
+    });
+  }
+
+  /** Hands an accepted TCP connection to the TLS server (the listener lives in PodProxy). */
+  accept(socket: Socket): void {
+    socket.setNoDelay(true);
+    this.server.emit('connection', socket);
+  }
+
+  /** Certificate rotation: new handshakes use the new chain, established sessions carry on. */
+  setSecureContext(tlsOptions: tls.SecureContextOptions): void {
+    this.server.setSecureContext({ ...tlsOptions, ...BASE_TLS_OPTIONS });
+  }
+
+  get sessionCount(): number {
+    return this.sessions.size;
+  }
+
+  /** GOAWAY to every session: streams in flight finish, new ones go elsewhere. */
+  drain(): void {
+    for (const s of this.sessions.keys()) if (!s.closed) s.close();
+  }
+
+  close(): void {
+    for (const s of this.sessions.keys()) s.destroy();
+    this.sessions.clear();
+  }
+
+  private reject(reason: RejectReason, flag: 'TLS_FAILURE' | 'IDENTITY_ERROR' | 'H2_HANDSHAKE_FAILURE' | undefined, error: string, socket?: Socket, peer?: string): void {
+    this.opts.telemetry.rejections.inc({ reason });
+    if (flag) this.opts.telemetry.failed('destination', this.opts.local(), flag);
+    const addr = socket?.remoteAddress ? formatAddr({ ip: normalizeIp(socket.remoteAddress), port: socket.remotePort ?? 0 }) : undefined;
+    log.warn({ reason, response_flags: flag ?? '-', 'src.addr': addr, 'src.identity': peer, error }, 'HBONE connection refused');
+  }
+
+  private onSession(session: http2.ServerHttp2Session): void {
+    const socket = session.socket as TLSSocket;
+    let peer: Identity;
+    try {
+      peer = peerIdentity(socket, this.opts.trustDomain);
+    } catch (err) {
+      const san = socket.getPeerX509Certificate?.()?.subjectAltName;
+      this.reject('peer_identity', 'IDENTITY_ERROR', (err as Error).message, socket, san);
+      session.destroy();
+      return;
+    }
+    try {
+      session.setLocalWindowSize(HBONE_CONNECTION_WINDOW);
+    } catch {
+      /* the session went away during setup */
+    }
+    const facts: SessionFacts = {
+      peer,
+      peerId: formatSpiffeId(peer),
+      peerAddr: { ip: normalizeIp(socket.remoteAddress ?? ''), port: socket.remotePort ?? 0 },
+    };
+    this.sessions.set(session, facts);
+    session.once('close', () => this.sessions.delete(session));
+    session.on('error', (err: NodeJS.ErrnoException) => {
+      // Flood protection (rapid reset, invalid frames) and protocol errors end the session.
+      this.reject('http2_session', 'H2_HANDSHAKE_FAILURE', `${err.code ?? ''} ${err.message}`.trim(), socket, facts.peerId);
+    });
+    session.on('frameError', () => {
+      /* reported via the stream or session error */
+    });
+  }
+
+  private onStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
+    const facts = this.sessions.get(stream.session as http2.ServerHttp2Session);
+    if (!facts) {
+      stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
+      return;
+    }
+    stream.on('error', () => {
+      /* surfaced by the relay or the onConnect handler */
+    });
+    const method = headers[':method'];
+    if (method !== 'CONNECT') {
+      this.reject('bad_method', undefined, `method ${String(method).slice(0, 20)} is not CONNECT`, stream.session?.socket as Socket, facts.peerId);
+      return respond(stream, 400);
+    }
+    const authority = headers[':authority'] ?? '';
+    let target: SocketAddr;
+    try {
+      target = parseAuthority(authority);
+    } catch (err) {
+      this.reject('bad_authority', undefined, (err as BadRequestError).message, stream.session?.socket as Socket, facts.peerId);
+      return respond(stream, 400);
+    }
+    if (!this.opts.isLocalIp(target.ip)) {
+      this.reject('wrong_destination', undefined, `:authority ${authority} is not an address of this pod`, stream.session?.socket as Socket, facts.peerId);
+      return respond(stream, 400);
+    }
+    const baggage = headers.baggage;
+    this.opts.onConnect({
+      stream,
+      target,
+      authority,
+      peer: facts.peer,
+      peerId: facts.peerId,
+      peerAddr: facts.peerAddr,
+      forwardedFor: parseForwardedFor(headers.forwarded),
+      baggage: Array.isArray(baggage) ? baggage.join(',') : baggage,
+    });
+  }
+}

@@ -1,0 +1,124 @@
+// A small Prometheus registry: counters and gauges with label sets, rendered in the text
+// exposition format 0.0.4. Label sets are keyed by their joined values, so an increment is a map
+// lookup and an addition; no per-scrape work happens on the data path.
+
+export type Labels = Record<string, string>;
+
+function escapeLabel(v: string): string {
+  return v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
+}
+
+function escapeHelp(v: string): string {
+  return v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n');
+}
+
+function formatValue(v: number): string {
+  if (Number.isNaN(v)) return 'NaN';
+  if (v === Infinity) return '+Inf';
+  if (v === -Infinity) return '-Inf';
+  return String(v);
+}
+
+interface Series {
+  labels: Labels;
+  value: number;
+}
+
+abstract class Metric {
+  protected readonly series = new Map<string, Series>();
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    readonly labelNames: readonly string[],
+    readonly type: 'counter' | 'gauge',
+  ) {}
+
+  protected key(labels: Labels): string {
+    let k = '';
+    for (const n of this.labelNames) k += (labels[n] ?? '') + '\u0000';
+    return k;
+  }
+
+  protected entry(labels: Labels): Series {
+    const k = this.key(labels);
+    let s = this.series.get(k);
+    if (!s) {
+      const own: Labels = {};
+      for (const n of this.labelNames) own[n] = labels[n] ?? '';
+      s = { labels: own, value: 0 };
+      this.series.set(k, s);
+    }
+    return s;
+  }
+
+  get(labels: Labels = {}): number {
+    return this.series.get(this.key(labels))?.value ?? 0;
+  }
+
+  render(): string {
+    let out = `# HELP ${this.name} ${escapeHelp(this.help)}\n# TYPE ${this.name} ${this.type}\n`;
+    for (const s of this.series.values()) {
+      const ls = this.labelNames.map((n) => `${n}="${escapeLabel(s.labels[n]!)}"`).join(',');
+      out += `${this.name}${ls ? `{${ls}}` : ''} ${formatValue(s.value)}\n`;
+    }
+    return out;
+  }
+}
+
+export class Counter extends Metric {
+  constructor(name: string, help: string, labelNames: readonly string[] = []) {
+    super(name, help, labelNames, 'counter');
+  }
+  inc(labels: Labels = {}, by = 1): void {
+    if (by < 0) throw new RangeError(`counter ${this.name} cannot decrease (by ${by})`);
+    this.entry(labels).value += by;
+  }
+}
+
+export class Gauge extends Metric {
+  private collectFn?: (g: Gauge) => void;
+  constructor(name: string, help: string, labelNames: readonly string[] = [], collect?: (g: Gauge) => void) {
+    super(name, help, labelNames, 'gauge');
+    this.collectFn = collect;
+  }
+  set(labels: Labels, v: number): void {
+    this.entry(labels).value = v;
+  }
+  inc(labels: Labels = {}, by = 1): void {
+    this.entry(labels).value += by;
+  }
+  dec(labels: Labels = {}, by = 1): void {
+    this.entry(labels).value -= by;
+  }
+  override render(): string {
+    this.collectFn?.(this);
+    return super.render();
+  }
+}
+
+export class Registry {
+  private readonly metrics = new Map<string, Metric>();
+
+  register<M extends Metric>(m: M): M {
+    if (this.metrics.has(m.name)) throw new Error(`metric ${m.name} is already registered`);
+    this.metrics.set(m.name, m);
+    return m;
+  }
+
+  counter(name: string, help: string, labelNames: readonly string[] = []): Counter {
+    return this.register(new Counter(name, help, labelNames));
+  }
+
+  gauge(name: string, help: string, labelNames: readonly string[] = [], collect?: (g: Gauge) => void): Gauge {
+    return this.register(new Gauge(name, help, labelNames, collect));
+  }
+
+  /** The Prometheus text exposition of every metric. */
+  render(): string {
+    let out = '';
+    for (const m of this.metrics.values()) out += m.render();
+    return out;
+  }
+
+  static readonly contentType = 'text/plain; version=0.0.4; charset=utf-8';
+}
