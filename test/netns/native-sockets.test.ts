@@ -169,7 +169,7 @@ describe('native: sockets in a network namespace', { skip }, () => {
     closeFd(held);
   });
 
-  test('concurrent calls for different netns each land in their own netns (setns is per thread)', async () => {
+  test('concurrent calls for different netns each land in their own netns; threads always return (setns is per thread)', async () => {
     const other = testName('weft-nt');
     run('ip', ['netns', 'add', other]);
     try {
@@ -178,7 +178,15 @@ describe('native: sockets in a network namespace', { skip }, () => {
       assert.notEqual(cookies[0], cookies[1]);
       const hostCookie = netnsCookie(await listenAndHold());
       const jobs = Array.from({ length: 40 }, (_, i) => (i % 3 === 2 ? undefined : paths[i % 3]));
+      // Failing work inside a netns is mixed in: its thread must come back to the host netns too.
+      const failing = Promise.allSettled(Array.from({ length: 20 }, () => socketInNetns({ netns: path, bind: { host: FOREIGN_IP } })));
       const fds = await Promise.all(jobs.map((p) => listenInNetns({ ...(p ? { netns: p } : {}), host: '127.0.0.1', port: 0 })));
+      assert.ok((await failing).every((r) => r.status === 'rejected'));
+      const later = await Promise.all(Array.from({ length: 8 }, () => socketInNetns({})));
+      for (const fd of later) {
+        assert.equal(netnsCookie(fd), hostCookie, 'pool threads are back in the host netns');
+        closeFd(fd);
+      }
       try {
         fds.forEach((fd, i) => {
           const p = jobs[i];
