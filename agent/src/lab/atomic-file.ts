@@ -10,10 +10,22 @@ function tempPathFor(path: string): string {
   return join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
 }
 
-export function writeFileAtomic(path: string, content: string): void {
-  mkdirSync(dirname(path), { recursive: true });
+/** Writes a temp file next to `path`; the directory is (re)made, since a teardown may remove empty ones. */
+function writeTemp(path: string, content: string): string {
   const tmp = tempPathFor(path);
-  writeFileSync(tmp, content);
+  for (let attempt = 0; ; attempt++) {
+    mkdirSync(dirname(path), { recursive: true });
+    try {
+      writeFileSync(tmp, content);
+      return tmp;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || attempt >= 3) throw err;
+    }
+  }
+}
+
+export function writeFileAtomic(path: string, content: string): void {
+  const tmp = writeTemp(path, content);
   try {
     renameSync(tmp, path);
   } catch (err) {
@@ -28,9 +40,7 @@ export function writeFileAtomic(path: string, content: string): void {
 
 /** Creates `path` with `content` only if it does not exist yet (atomic: link(2) of a full temp file). */
 export function createFileExclusive(path: string, content: string): boolean {
-  mkdirSync(dirname(path), { recursive: true });
-  const tmp = tempPathFor(path);
-  writeFileSync(tmp, content);
+  const tmp = writeTemp(path, content);
   try {
     linkSync(tmp, path);
     return true;

@@ -1,10 +1,11 @@
 // One lab is changed by one process at a time: every mutation holds <root>/<lab>.lock, a file
 // naming the holder (pid + start time). A holder that died leaves a stale lock that the next
 // caller breaks. Inside one process, operations on the same lab queue up.
-import { readFileSync, unlinkSync } from 'node:fs';
+import { existsSync, readFileSync, rmdirSync, unlinkSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { createFileExclusive } from './atomic-file.js';
 import { LabBusyError } from './errors.js';
-import { lockFileOf } from './names.js';
+import { labRoot, lockFileOf, slotsDir, stateDirOf } from './names.js';
 import { processAlive, processStartTime } from './process.js';
 
 interface LockOwner {
@@ -58,6 +59,20 @@ function release(name: string): void {
       unlinkSync(path);
     } catch {
       /* already gone */
+    }
+  }
+  if (!existsSync(stateDirOf(name))) removeEmptyLabDirs();
+}
+
+/** Leave the machine as it was: the state root and its .slots go once no lab is left in them. */
+export function removeEmptyLabDirs(): void {
+  const dirs = [slotsDir(), labRoot()];
+  if (process.env.WEFT_LAB_ROOT === undefined) dirs.push(dirname(labRoot()));
+  for (const d of dirs) {
+    try {
+      rmdirSync(d);
+    } catch {
+      return; // not empty (another lab, or other Weft state), or gone
     }
   }
 }
