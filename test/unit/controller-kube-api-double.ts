@@ -33,6 +33,8 @@ export class KubeApiDouble {
   private readonly watchers = new Set<Watcher>();
   private failures: Array<{ path: string; status: number }> = [];
   readonly requests: RequestRecord[] = [];
+  /** Secrets by namespace/name (get and create only) */
+  readonly secrets = new Map<string, Obj>();
   /** TokenReview answers: token -> user info (username, extra) */
   readonly tokens = new Map<string, { username: string; extra?: Record<string, string[]> }>();
   private server: Server | undefined;
@@ -142,6 +144,31 @@ export class KubeApiDouble {
         }));
       });
       return;
+    }
+    const secretMatch = /^\/api\/v1\/namespaces\/([^/]+)\/secrets(?:\/([^/]+))?$/.exec(path);
+    if (secretMatch) {
+      const [, ns, name] = secretMatch as unknown as [string, string, string | undefined];
+      if (req.method === 'GET' && name) {
+        const o = this.secrets.get(`${ns}/${name}`);
+        if (!o) return status(404, 'NotFound', `secrets "${name}" not found`);
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify(o));
+        return;
+      }
+      if (req.method === 'POST' && !name) {
+        let body = '';
+        req.on('data', (d: Buffer) => (body += d.toString()));
+        req.on('end', () => {
+          const o = JSON.parse(body) as Obj;
+          const key = `${ns}/${o.metadata.name}`;
+          if (this.secrets.has(key)) return status(409, 'AlreadyExists', `secrets "${o.metadata.name}" already exists`);
+          const stored = { ...o, metadata: { ...o.metadata, namespace: ns, resourceVersion: String(++this.rv) } };
+          this.secrets.set(key, stored);
+          res.writeHead(201, { 'content-type': 'application/json' });
+          res.end(JSON.stringify(stored));
+        });
+        return;
+      }
     }
     const podMatch = /^\/api\/v1\/namespaces\/([^/]+)\/pods\/([^/]+)$/.exec(path);
     if (podMatch && req.method === 'GET') {

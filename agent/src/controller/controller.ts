@@ -28,6 +28,8 @@ export interface ControllerOptions extends TranslateOptions {
   /** defaults to lab HMAC tokens with the key in stateDir */
   authenticator?: NodeAuthenticator;
   ca?: Omit<CaOptions, 'trustDomain'>;
+  /** loads the CA from elsewhere (e.g. Kubernetes Secrets) instead of <stateDir>/ca */
+  loadCa?: (opts: CaOptions) => Promise<CertificateAuthority>;
 }
 
 export class Controller extends EventEmitter<{ translated: [Translation] }> implements NodeIdentityIndex {
@@ -49,7 +51,8 @@ export class Controller extends EventEmitter<{ translated: [Translation] }> impl
   }
 
   static async start(opts: ControllerOptions): Promise<Controller> {
-    const ca = await CertificateAuthority.loadOrCreate(join(opts.stateDir, 'ca'), { ...opts.ca, ...(opts.trustDomain ? { trustDomain: opts.trustDomain } : {}) });
+    const caOpts: CaOptions = { ...opts.ca, ...(opts.trustDomain ? { trustDomain: opts.trustDomain } : {}) };
+    const ca = opts.loadCa ? await opts.loadCa(caOpts) : await CertificateAuthority.loadOrCreate(join(opts.stateDir, 'ca'), caOpts);
     const auth = opts.authenticator ?? (await HmacNodeTokens.fromStateDir(opts.stateDir));
     const c = new Controller(opts, ca, auth);
     await opts.source.start((s) => c.onSnapshot(s));

@@ -5,7 +5,7 @@
 // Certificates are built with @peculiar/x509 over Node's webcrypto; node-forge is not used
 // because it cannot sign ECDSA.
 import { mkdir, readFile, writeFile, chmod, stat } from 'node:fs/promises';
-import { randomBytes, createPublicKey, X509Certificate as NodeX509 } from 'node:crypto';
+import { randomBytes, createPrivateKey, createPublicKey, X509Certificate as NodeX509 } from 'node:crypto';
 import { join } from 'node:path';
 import { x509 } from './x509.js';
 import { WeftError } from '../common/errors.js';
@@ -42,7 +42,36 @@ export interface ServingCertificate {
   certChainPem: string;
 }
 
-const FILES = { key: 'ca-key.pem', cert: 'ca-cert.pem', chain: 'cert-chain.pem', root: 'root-cert.pem' };
+/** File names in the state directory, and key names in a Kubernetes Secret (Istio's cacerts layout). */
+export const FILES = { key: 'ca-key.pem', cert: 'ca-cert.pem', chain: 'cert-chain.pem', root: 'root-cert.pem' } as const;
+
+export interface CaMaterial {
+  keyPem: string;
+  certPem: string;
+  chainPem?: string;
+  rootPem?: string;
+}
+
+/** A new self-signed ECDSA P-256 root, valid for ten years. */
+export async function createRootMaterial(opts: CaOptions = {}): Promise<CaMaterial> {
+  const keys = await generateP256();
+  const td = opts.trustDomain ?? DEFAULT_TRUST_DOMAIN;
+  const now = opts.now?.() ?? new Date();
+  const root = await x509.X509CertificateGenerator.createSelfSigned({
+    serialNumber: serial(),
+    name: `O=${td}, CN=Weft root CA`,
+    keys: keys as never,
+    signingAlgorithm: ECDSA_SHA256,
+    notBefore: new Date(now.getTime() - 60_000),
+    notAfter: new Date(now.getTime() + ROOT_TTL_DAYS * 86400_000),
+    extensions: [
+      new x509.BasicConstraintsExtension(true, undefined, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign | x509.KeyUsageFlags.digitalSignature, true),
+      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey as never),
+    ],
+  });
+  return { keyPem: privateKeyToPem(keys.privateKey), certPem: root.toString('pem') + '\n' };
+}
 
 async function exists(p: string): Promise<boolean> {
   return stat(p).then(() => true, () => false);
@@ -92,55 +121,52 @@ export class CertificateAuthority {
     }
     if (!haveKey) {
       await mkdir(dir, { recursive: true, mode: 0o700 });
-      const keys = await generateP256();
-      const td = opts.trustDomain ?? DEFAULT_TRUST_DOMAIN;
-      const now = opts.now?.() ?? new Date();
-      const root = await x509.X509CertificateGenerator.createSelfSigned({
-        serialNumber: serial(),
-        name: `O=${td}, CN=Weft root CA`,
-        keys: keys as never,
-        signingAlgorithm: ECDSA_SHA256,
-        notBefore: new Date(now.getTime() - 60_000),
-        notAfter: new Date(now.getTime() + ROOT_TTL_DAYS * 86400_000),
-        extensions: [
-          new x509.BasicConstraintsExtension(true, undefined, true),
-          new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign | x509.KeyUsageFlags.digitalSignature, true),
-          await x509.SubjectKeyIdentifierExtension.create(keys.publicKey as never),
-        ],
-      });
-      await writeFile(p(FILES.key), privateKeyToPem(keys.privateKey), { mode: 0o600 });
-      await writeFile(p(FILES.cert), root.toString('pem') + '\n', { mode: 0o600 });
+      const m = await createRootMaterial(opts);
+      await writeFile(p(FILES.key), m.keyPem, { mode: 0o600 });
+      await writeFile(p(FILES.cert), m.certPem, { mode: 0o600 });
       await chmod(p(FILES.key), 0o600);
-      log.info({ dir, trustDomain: td }, 'created a new root CA');
-      return new CertificateAuthority(keys, root, [], root.toString('pem') + '\n', opts);
+      log.info({ dir, trustDomain: opts.trustDomain ?? DEFAULT_TRUST_DOMAIN }, 'created a new root CA');
+      return CertificateAuthority.fromMaterial(m, dir, opts);
     }
+    const read = async (f: string) => ((await exists(p(f))) ? readFile(p(f), 'utf8') : undefined);
+    const m: CaMaterial = { keyPem: (await read(FILES.key))!, certPem: (await read(FILES.cert))! };
+    const chainPem = await read(FILES.chain);
+    const rootPem = await read(FILES.root);
+    if (chainPem) m.chainPem = chainPem;
+    if (rootPem) m.rootPem = rootPem;
+    return CertificateAuthority.fromMaterial(m, dir, opts);
+  }
+
+  /**
+   * Builds the CA from PEM material (from files or a Kubernetes Secret), checking that the key
+   * belongs to the certificate, that it is a CA and still valid, and that an intermediate
+   * comes with its roots. `where` names the source in errors.
+   */
+  static async fromMaterial(m: CaMaterial, where: string, opts: CaOptions = {}): Promise<CertificateAuthority> {
+    const log = logger('ca');
     try {
-      const keyPem = await readFile(p(FILES.key), 'utf8');
-      const certPem = await readFile(p(FILES.cert), 'utf8');
-      const keys = await importP256Pem(keyPem);
-      const caCert = new x509.X509Certificate(certPem);
-      const nodeCert = new NodeX509(certPem);
-      if (!nodeCert.ca) throw new CaStateError(`${p(FILES.cert)} is not a CA certificate (basicConstraints CA is not set)`);
-      if (!nodeCert.checkPrivateKey(await import('node:crypto').then((c) => c.createPrivateKey(keyPem)))) {
-        throw new CaStateError(`${p(FILES.key)} does not belong to ${p(FILES.cert)}`);
-      }
-      if (new Date(nodeCert.validTo) < new Date()) throw new CaStateError(`${p(FILES.cert)} expired on ${nodeCert.validTo}`);
-      const selfSigned = nodeCert.verify(createPublicKey(certPem)) && nodeCert.subject === nodeCert.issuer;
-      let roots = selfSigned ? certPem : '';
+      const keys = await importP256Pem(m.keyPem);
+      const caCert = new x509.X509Certificate(m.certPem);
+      const nodeCert = new NodeX509(m.certPem);
+      if (!nodeCert.ca) throw new CaStateError(`${where}: ${FILES.cert} is not a CA certificate (basicConstraints CA is not set)`);
+      if (!nodeCert.checkPrivateKey(createPrivateKey(m.keyPem))) throw new CaStateError(`${where}: ${FILES.key} does not belong to ${FILES.cert}`);
+      if (new Date(nodeCert.validTo) < new Date()) throw new CaStateError(`${where}: ${FILES.cert} expired on ${nodeCert.validTo}`);
+      const selfSigned = nodeCert.subject === nodeCert.issuer && nodeCert.verify(createPublicKey(m.certPem));
+      let roots = selfSigned ? m.certPem : '';
       let intermediates: string[] = [];
       if (!selfSigned) {
-        if (!(await exists(p(FILES.root)))) throw new CaStateError(`${p(FILES.cert)} is an intermediate but ${p(FILES.root)} is missing`);
-        roots = await readFile(p(FILES.root), 'utf8');
+        if (!m.rootPem) throw new CaStateError(`${where}: ${FILES.cert} is an intermediate but ${FILES.root} is missing`);
+        roots = m.rootPem;
         const rootList = splitPemCertificates(roots);
-        const chain = (await exists(p(FILES.chain))) ? splitPemCertificates(await readFile(p(FILES.chain), 'utf8')) : [certPem];
+        const chain = m.chainPem ? splitPemCertificates(m.chainPem) : [m.certPem];
         intermediates = chain.filter((c) => !rootList.some((r) => sameCert(r, c)));
-        if (!intermediates.length || !sameCert(intermediates[0]!, certPem)) intermediates.unshift(certPem);
+        if (!intermediates.length || !sameCert(intermediates[0]!, m.certPem)) intermediates.unshift(m.certPem);
       }
-      log.info({ dir, intermediate: !selfSigned }, 'loaded CA');
+      log.info({ from: where, intermediate: !selfSigned }, 'loaded CA');
       return new CertificateAuthority(keys, caCert, intermediates, roots.endsWith('\n') ? roots : roots + '\n', opts);
     } catch (err) {
       if (err instanceof CaStateError) throw err;
-      throw new CaStateError(`cannot load the CA from ${dir}: ${(err as Error).message}`, { cause: err });
+      throw new CaStateError(`cannot load the CA from ${where}: ${(err as Error).message}`, { cause: err });
     }
   }
 

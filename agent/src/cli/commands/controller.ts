@@ -3,7 +3,7 @@
 import { join, resolve } from 'node:path';
 import { UsageError } from '../../common/errors.js';
 import type { Command } from '../command.js';
-import { Controller, DEFAULT_LISTEN } from '../../controller/controller.js';
+import { Controller, DEFAULT_LISTEN, type ControllerOptions } from '../../controller/controller.js';
 import { DirectorySource } from '../../controller/source-dir.js';
 import { HmacNodeTokens } from '../../identity/node-auth.js';
 import type { ClusterSource } from '../../controller/objects.js';
@@ -57,6 +57,9 @@ Options:
   --listen HOST:PORT             default ${DEFAULT_LISTEN}
   --state-dir DIR                default ${DEFAULT_CONTROLLER_STATE_DIR}
   --trust-domain TD              default cluster.local
+  --ca dir|secret:NAMESPACE      where the CA lives: <state-dir>/ca (default with dir:) or
+                                 Kubernetes Secrets cacerts / weft-ca-secret (default with
+                                 kubernetes: secret:weft-system)
   --auth lab|kubernetes          how agents authenticate: lab node tokens (default with dir:)
                                  or TokenReview of projected service-account tokens (default
                                  with kubernetes; trusted account weft-system/weft-agent)`,
@@ -66,6 +69,7 @@ Options:
     'state-dir': { type: 'string', default: DEFAULT_CONTROLLER_STATE_DIR },
     'trust-domain': { type: 'string' },
     auth: { type: 'string' },
+    ca: { type: 'string' },
   },
   subcommands: [tokenCommand],
   run: async (args, io) => {
@@ -85,10 +89,21 @@ Options:
       kc.loadFromDefault();
       authenticator = new TokenReviewAuthenticator(kc);
     }
+    const caSpec = (args.values.ca as string | undefined) ?? (spec === 'kubernetes' ? 'secret:weft-system' : 'dir');
+    let loadCa: ControllerOptions['loadCa'];
+    if (caSpec.startsWith('secret:') && caSpec.length > 7) {
+      const { KubeConfig } = await import('@kubernetes/client-node');
+      const { loadOrCreateCaInSecrets } = await import('../../identity/ca-secret.js');
+      const kc = new KubeConfig();
+      kc.loadFromDefault();
+      loadCa = (o) => loadOrCreateCaInSecrets(kc, caSpec.slice(7), o);
+    } else if (caSpec !== 'dir') {
+      throw new UsageError(`--ca must be 'dir' or 'secret:NAMESPACE', not '${caSpec}'`);
+    }
     const controller = await Controller.start({
-      source: await sourceFrom(spec), stateDir, listen, ...(td ? { trustDomain: td } : {}), ...(authenticator ? { authenticator } : {}),
+      source: await sourceFrom(spec), stateDir, listen, ...(td ? { trustDomain: td } : {}), ...(authenticator ? { authenticator } : {}), ...(loadCa ? { loadCa } : {}),
     });
-    const rootPath = join(stateDir, 'ca', 'ca-cert.pem');
+    const rootPath = loadCa ? `Secret in ${caSpec.slice(7)}` : join(stateDir, 'ca', 'ca-cert.pem');
     io.err(`weft controller: serving on ${listen.replace(/:\d+$/, '')}:${controller.port}, root certificate ${rootPath}\n`);
     await new Promise<void>((done) => {
       const stop = () => done();
