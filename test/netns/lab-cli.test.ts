@@ -1,4 +1,4 @@
-// `weft lab demo`: brings a lab up, shows it, and tears it down on --exit or on Ctrl-C/SIGTERM.
+// `weft lab demo` (up, show, down on --exit or Ctrl-C/SIGTERM) and Ctrl-C during `weft lab up`.
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
@@ -12,7 +12,7 @@ function assertNothingLeft(name: string): void {
   assert.deepEqual(labLeftovers(name), { netns: [], cgroups: [], pins: [], files: [], processes: [] }, `lab ${name} left something behind`);
 }
 
-describe('weft lab demo', { skip }, () => {
+describe('weft lab demo and up under signals', { skip }, () => {
   const made: string[] = [];
   // Whatever happens in a test, its lab goes.
   after(async () => {
@@ -54,4 +54,19 @@ describe('weft lab demo', { skip }, () => {
       }
     });
   }
+
+  it('removes a lab whose `weft lab up` gets Ctrl-C while building, and exits 130', async () => {
+    const name = `e${randomBytes(3).toString('hex')}`;
+    made.push(name);
+    const child = spawn(process.execPath, ['agent/bin/weft.js', 'lab', 'up', '--name', name, '--pods-per-node', '6'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    child.stderr.setEncoding('utf8').on('data', (d: string) => {
+      err += d;
+      if (/starting 12 pod/.test(err) && !child.killed) child.kill('SIGINT');
+    });
+    const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
+    assert.equal(code, 130, err);
+    assert.match(err, /interrupted/);
+    assertNothingLeft(name);
+  });
 });

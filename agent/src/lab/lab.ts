@@ -33,6 +33,8 @@ export interface LabUpOptions {
   podsPerNode?: number;
   /** Progress lines for long steps. */
   onProgress?: (msg: string) => void;
+  /** Aborting stops the build between steps; what was made is removed and up() rejects. */
+  signal?: AbortSignal;
 }
 
 export interface NodeStatus {
@@ -164,7 +166,7 @@ export class Lab {
         await removeLab(name);
       }
       try {
-        await lab.build(nodes, podsPerNode, progress);
+        await lab.build(nodes, podsPerNode, progress, options.signal);
       } catch (err) {
         progress(`build failed, removing what was made: ${(err as Error).message}`);
         await removeLab(name).catch(() => undefined);
@@ -182,7 +184,8 @@ export class Lab {
     return lab;
   }
 
-  private async build(nodeCount: number, podsPerNode: number, progress: (m: string) => void): Promise<void> {
+  private async build(nodeCount: number, podsPerNode: number, progress: (m: string) => void, signal?: AbortSignal): Promise<void> {
+    signal?.throwIfAborted();
     const slot = claimSlot(this.name);
     const plan = addressPlan(slot);
     mkdirSync(join(this.stateDir, LOG_DIR), { recursive: true });
@@ -208,6 +211,7 @@ export class Lab {
     progress(`creating the fabric bridge and ${nodeCount} node(s)`);
     await createNetnses([rt.fabric.netnsName, ...nodes.map((n) => n.netnsName)]);
     await buildFabric(plan, rt.fabric.netnsName, nodes);
+    signal?.throwIfAborted();
 
     // Namespaces, service accounts and one Service per app of the default layout.
     const placements = defaultPods(nodes.map((n) => n.name), podsPerNode);
@@ -223,7 +227,7 @@ export class Lab {
     }
     if (placements.length > 0) {
       progress(`starting ${placements.length} pod(s): netns, veth, cgroup and sample app each`);
-      await this.startPods(rt, plan, placements.map((p) => ({ placement: p })), progress);
+      await this.startPods(rt, plan, placements.map((p) => ({ placement: p })), progress, signal);
     }
     rt.phase = 'up';
     writeRuntime(this.stateDir, rt);
@@ -241,7 +245,7 @@ export class Lab {
    * Starts pods: allocates UID, IP and names, creates netns, veth pairs and cgroups, starts the
    * apps, then writes the Pod manifests. On failure the new pods are removed again.
    */
-  private async startPods(rt: LabRuntime, plan: AddressPlan, pods: Array<{ placement: PodPlacement; object?: ManifestObject }>, progress?: (m: string) => void): Promise<PodRuntime[]> {
+  private async startPods(rt: LabRuntime, plan: AddressPlan, pods: Array<{ placement: PodPlacement; object?: ManifestObject }>, progress?: (m: string) => void, signal?: AbortSignal): Promise<PodRuntime[]> {
     const created: PodRuntime[] = [];
     const shorts = new Set(rt.pods.map((p) => podShort(p.uid)));
     const usedIps = new Set(rt.pods.map((p) => p.ip));
@@ -274,6 +278,7 @@ export class Lab {
       let done = 0;
       await Promise.all(Array.from({ length: Math.min(8, queue.length) }, async () => {
         for (let p = queue.shift(); p; p = queue.shift()) {
+          signal?.throwIfAborted();
           const started = await startSampleApp({ namespace: p.namespace, name: p.name, cgroup: p.cgroup, netnsFile: netnsPath(p.netnsName), logDir, uid: p.uid });
           p.pid = started.pid;
           p.pidStart = started.pidStart;

@@ -60,15 +60,38 @@ ${NAME_HELP}
   options: { ...nameOption, nodes: { type: 'string' }, 'pods-per-node': { type: 'string' }, ...outputOption },
   async run(args, io) {
     const format = outputFormat(args);
-    const lab = await Lab.up({
-      name: labName(args),
-      nodes: intFlag(args, 'nodes', 2),
-      podsPerNode: intFlag(args, 'pods-per-node', 2),
-      onProgress: (m) => io.err(`${m}\n`),
-    });
-    const s = lab.status();
-    io.out(format === 'json' ? JSON.stringify(s) + '\n' : renderStatus(s));
-    return 0;
+    const name = labName(args);
+    // Ctrl-C during the build stops it between steps and removes everything made.
+    const abort = new AbortController();
+    const onSignal = () => {
+      if (!abort.signal.aborted) io.err('interrupted: removing what was made\n');
+      abort.abort();
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    try {
+      const lab = await Lab.up({
+        name,
+        nodes: intFlag(args, 'nodes', 2),
+        podsPerNode: intFlag(args, 'pods-per-node', 2),
+        onProgress: (m) => io.err(`${m}\n`),
+        signal: abort.signal,
+      });
+      if (abort.signal.aborted) {
+        await lab.down();
+        return 130;
+      }
+      const s = lab.status();
+      io.out(format === 'json' ? JSON.stringify(s) + '\n' : renderStatus(s));
+      return 0;
+    } catch (err) {
+      if (!abort.signal.aborted) throw err;
+      io.err(`lab '${name}' removed\n`);
+      return 130;
+    } finally {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    }
   },
 };
 
@@ -259,19 +282,26 @@ ${NAME_HELP}
 
 async function runDemo(name: string, exitAtOnce: boolean, io: Io): Promise<number> {
   let stop: () => void = () => undefined;
-  let stopping = false;
+  const abort = new AbortController();
   const stopped = new Promise<void>((resolve) => (stop = resolve));
   const onSignal = () => {
-    stopping = true;
+    abort.abort();
     stop();
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
-    const lab = await Lab.up({ name, nodes: 2, podsPerNode: 2, onProgress: (m) => io.err(`${m}\n`) });
+    let lab: Lab;
+    try {
+      lab = await Lab.up({ name, nodes: 2, podsPerNode: 2, onProgress: (m) => io.err(`${m}\n`), signal: abort.signal });
+    } catch (err) {
+      if (!abort.signal.aborted) throw err;
+      io.err(`interrupted; lab '${name}' removed\n`);
+      return 130;
+    }
     try {
       io.out(renderStatus(lab.status()));
-      if (!exitAtOnce && !stopping) {
+      if (!exitAtOnce && !abort.signal.aborted) {
         const [a, b] = lab.status().pods;
         io.out(`\nTry, in another terminal:\n  npx weft lab exec --name ${name} ${a?.namespace}/${a?.name} -- node -e "fetch('http://${b?.ip}:8080/hi').then(r=>r.text()).then(console.log)"\n`);
         io.out('\nThe lab stays up until Ctrl-C.\n');
