@@ -153,6 +153,28 @@ describe('lab', { skip }, () => {
   });
 });
 
+describe('lab at 20 pods', { skip }, () => {
+  it('runs one app process per pod, each in its own cgroup and netns, all reachable', async (t) => {
+    const name = uniqueName('s');
+    const lab = await Lab.up({ name, nodes: 2, podsPerNode: 10 });
+    t.after(() => destroyLab(name));
+    const st = lab.status();
+    assert.equal(st.pods.length, 20);
+    assert.equal(new Set(st.pods.map((p) => p.ip)).size, 20);
+    assert.equal(new Set(st.pods.map((p) => statSync(p.netns).ino)).size, 20, 'distinct netns');
+    for (const p of st.pods) {
+      assert.equal(readFileSync(join(p.cgroup, 'cgroup.procs'), 'utf8').trim(), String(p.pid), `${p.namespace}/${p.name} runs alone in its cgroup`);
+    }
+    const from = st.pods[0]!;
+    for (const to of [st.pods[1]!, st.pods[10]!, st.pods[19]!]) {
+      const h = await lab.httpGet(`${from.namespace}/${from.name}`, `http://${to.ip}:8080/`);
+      assert.equal(JSON.parse(h.body!).pod, to.name);
+    }
+    await lab.down();
+    assertNothingLeft(name);
+  });
+});
+
 describe('lab down', { skip }, () => {
   it('removes every netns, link, cgroup, process, BPF pin and file', async (t) => {
     const name = uniqueName('d');
