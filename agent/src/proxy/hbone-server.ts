@@ -11,7 +11,7 @@ import type { Telemetry } from '../telemetry/telemetry.js';
 import type { PeerInfo } from '../telemetry/connection-info.js';
 import { BASE_TLS_OPTIONS } from './tls-contexts.js';
 import { normalizeIp, parseAuthority, parseForwardedFor, formatAddr, type SocketAddr } from './addresses.js';
-import { peerIdentity } from './peer-identity.js';
+import { peerIdentity, uriSans } from './peer-identity.js';
 import { BadRequestError } from './errors.js';
 import type tls from 'node:tls';
 
@@ -53,6 +53,7 @@ export type RejectReason =
   | 'tls_handshake'
   | 'handshake_timeout'
   | 'peer_identity'
+  | 'peer_certificate'
   | 'alpn'
   | 'http2_session'
   | 'bad_method'
@@ -77,6 +78,8 @@ function respond(stream: http2.ServerHttp2Stream, status: number): void {
 export class HboneServer {
   readonly server: http2.Http2SecureServer;
   private readonly sessions = new Map<http2.ServerHttp2Session, SessionFacts>();
+  /** the most recent refusal, for diagnostics (admin, tests) */
+  lastRejection?: { reason: RejectReason; error: string };
 
   constructor(private readonly opts: HboneServerOptions) {
     this.server = http2.createSecureServer({
@@ -102,8 +105,12 @@ export class HboneServer {
     this.server.on('session', (s) => this.onSession(s));
     this.server.on('stream', (stream, headers) => this.onStream(stream, headers));
     this.server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => {
+      // Node checks the client chain after OpenSSL's handshake and then just closes the
+      // connection (no alert); the verify result names the reason (CERT_HAS_EXPIRED, …).
+      const verify = (socket as TLSSocket & { authorizationError?: string }).authorizationError;
+      if (verify) return this.reject('peer_certificate', 'TLS_FAILURE', `client certificate rejected: ${verify}`, socket);
       const timeout = err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT';
-      this.reject(timeout ? 'handshake_timeout' : 'tls_handshake', 'TLS_FAILURE', err.message, socket);
+      this.reject(timeout ? 'handshake_timeout' : 'tls_handshake', 'TLS_FAILURE', err.message.trim(), socket);
     });
     this.server.on('unknownProtocol', (socket: TLSSocket) => {
       this.reject('alpn', 'H2_HANDSHAKE_FAILURE', `the client did not negotiate ALPN h2 (got ${socket.alpnProtocol || 'none'})`, socket);
@@ -138,6 +145,7 @@ export class HboneServer {
 
   private reject(reason: RejectReason, flag: 'TLS_FAILURE' | 'IDENTITY_ERROR' | 'H2_HANDSHAKE_FAILURE' | undefined, error: string, socket?: Socket, peer?: string): void {
     this.opts.telemetry.rejections.inc({ reason });
+    this.lastRejection = { reason, error };
     if (flag) this.opts.telemetry.failed('destination', this.opts.local(), flag);
     const addr = socket?.remoteAddress ? formatAddr({ ip: normalizeIp(socket.remoteAddress), port: socket.remotePort ?? 0 }) : undefined;
     log.warn({ reason, response_flags: flag ?? '-', 'src.addr': addr, 'src.identity': peer, error }, 'HBONE connection refused');
@@ -149,8 +157,8 @@ export class HboneServer {
     try {
       peer = peerIdentity(socket, this.opts.trustDomain);
     } catch (err) {
-      const san = socket.getPeerX509Certificate?.()?.subjectAltName;
-      this.reject('peer_identity', 'IDENTITY_ERROR', (err as Error).message, socket, san);
+      const san = uriSans(socket.getPeerX509Certificate?.()?.subjectAltName).join(',');
+      this.reject('peer_identity', 'IDENTITY_ERROR', (err as Error).message, socket, san || undefined);
       session.destroy();
       return;
     }

@@ -1,0 +1,190 @@
+// Bad input on :15008: each is refused with the right status or TLS alert, counted, logged,
+// and traffic from well-behaved clients carries on.
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import http2 from 'node:http2';
+import net from 'node:net';
+import tls from 'node:tls';
+import { once } from 'node:events';
+import { Mesh, waitFor, type TestNode, type TestPod } from '../helpers/proxy-harness.js';
+import { createTestCa, type TestCert } from '../helpers/certs.js';
+
+interface RawSession {
+  session: http2.ClientHttp2Session;
+  connect(headers: http2.OutgoingHttpHeaders): Promise<number>;
+}
+
+/** A raw HTTP/2-over-mTLS client of our own, to send what the proxy's client never would. */
+async function rawSession(pod: TestPod, cert: TestCert, roots: string): Promise<RawSession> {
+  const session = http2.connect(`https://${pod.ip}:${pod.hbonePort}`, {
+    createConnection: () =>
+      tls.connect({ host: pod.ip, port: pod.hbonePort, key: cert.keyPem, cert: cert.certChainPem, ca: roots, ALPNProtocols: ['h2'], checkServerIdentity: () => undefined }),
+  });
+  session.on('error', () => {});
+  await once(session, 'connect');
+  return {
+    session,
+    connect: (headers) =>
+      new Promise((resolve, reject) => {
+        const s = session.request(headers, { endStream: false });
+        s.on('response', (h) => {
+          resolve(Number(h[':status']));
+          s.close();
+        });
+        s.on('error', reject);
+        s.on('close', () => reject(Object.assign(new Error(`stream closed, code ${s.rstCode}`), { rstCode: s.rstCode })));
+      }),
+  };
+}
+
+/** Resolves with the TLS error (alert) the handshake fails with, or undefined if it succeeded and the server then closed. */
+function handshake(pod: TestPod, cert: TestCert | undefined, roots: string): Promise<{ error?: NodeJS.ErrnoException; closedAfter?: boolean }> {
+  return new Promise((resolve) => {
+    const s = tls.connect({
+      host: pod.ip,
+      port: pod.hbonePort,
+      ...(cert ? { key: cert.keyPem, cert: cert.certChainPem } : {}),
+      ca: roots,
+      ALPNProtocols: ['h2'],
+      checkServerIdentity: () => undefined,
+    });
+    s.once('error', (error) => resolve({ error }));
+    s.once('secureConnect', () => {
+      // TLS 1.3: the server verifies the client certificate after the client's Finished, so a
+      // rejection arrives as an alert on the first read.
+      s.once('close', () => resolve({ closedAfter: true }));
+      s.once('data', () => {});
+    });
+  });
+}
+
+describe('HBONE server refuses bad input', () => {
+  let mesh: Mesh;
+  let node: TestNode;
+  let server: TestPod;
+  let good: TestCert;
+
+  before(async () => {
+    mesh = await Mesh.create();
+    node = mesh.node('node-b', { handshakeTimeoutMs: 300 });
+    mesh.node('node-a');
+    server = await mesh.pod(node, { namespace: 'shop', serviceAccount: 'cart' });
+    good = await mesh.ca.issue('spiffe://cluster.local/ns/shop/sa/frontend');
+  });
+  after(() => mesh.close());
+
+  const rejections = (reason: string) => node.telemetry.rejections.get({ reason });
+
+  it('answers 200 to a well-formed CONNECT (baseline for the cases below)', async () => {
+    const raw = await rawSession(server, good, mesh.ca.rootPem);
+    assert.equal(await raw.connect({ ':method': 'CONNECT', ':authority': `${server.ip}:${server.app!.port}` }), 200);
+    raw.session.close();
+  });
+
+  it('answers 400 to a method other than CONNECT', async () => {
+    const raw = await rawSession(server, good, mesh.ca.rootPem);
+    assert.equal(await raw.connect({ ':method': 'GET', ':path': '/', ':authority': `${server.ip}:80` }), 400);
+    assert.equal(await raw.connect({ ':method': 'POST', ':path': '/x', ':authority': `${server.ip}:80` }), 400);
+    assert.equal(rejections('bad_method'), 2);
+    // The same session still proxies.
+    assert.equal(await raw.connect({ ':method': 'CONNECT', ':authority': `${server.ip}:${server.app!.port}` }), 200);
+    raw.session.close();
+  });
+
+  it('answers 400 to a malformed :authority and to one naming another IP', async () => {
+    const raw = await rawSession(server, good, mesh.ca.rootPem);
+    for (const authority of ['not-an-address', `${server.ip}:99999`, `${server.ip}`, 'example.com:80']) {
+      assert.equal(await raw.connect({ ':method': 'CONNECT', ':authority': authority }), 400, authority);
+    }
+    assert.equal(rejections('bad_authority'), 4);
+    assert.equal(await raw.connect({ ':method': 'CONNECT', ':authority': `127.0.0.1:${server.app!.port}` }), 400);
+    assert.equal(rejections('wrong_destination'), 1);
+    raw.session.close();
+  });
+
+  it('closes a session whose client identity is in a foreign trust domain (same root)', async () => {
+    const foreign = await mesh.ca.issue('spiffe://evil.example/ns/shop/sa/frontend');
+    const r = await handshake(server, foreign, mesh.ca.rootPem);
+    assert.ok(r.closedAfter || r.error, 'the connection does not stay open');
+    await waitFor(() => rejections('peer_identity') === 1, 2000, 'identity rejection counted');
+    assert.match(node.telemetry.metricsText(), /istio_tcp_connections_failed_total\{reporter="destination",[^}]*response_flags="IDENTITY_ERROR"\} 1/);
+  });
+
+  // Node verifies the client chain after OpenSSL's handshake and closes the TCP connection
+  // (no alert record); the client sees its connection closed before any HTTP/2 byte.
+  it('refuses a client certificate from a foreign root', async () => {
+    const otherCa = await createTestCa('Foreign root');
+    const foreign = await otherCa.issue('spiffe://cluster.local/ns/shop/sa/frontend');
+    const r = await handshake(server, foreign, mesh.ca.rootPem);
+    assert.ok(r.error || r.closedAfter, 'the connection does not stay open');
+    await waitFor(() => rejections('peer_certificate') === 1, 2000);
+    assert.match(server.proxy.hbone.lastRejection!.error, /SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_(GET_ISSUER|VERIFY)/);
+  });
+
+  it('refuses an expired client certificate', async () => {
+    const expired = await mesh.ca.issue('spiffe://cluster.local/ns/shop/sa/frontend', {
+      notBefore: new Date(Date.now() - 7200_000),
+      notAfter: new Date(Date.now() - 3600_000),
+    });
+    const r = await handshake(server, expired, mesh.ca.rootPem);
+    assert.ok(r.error || r.closedAfter, 'the connection does not stay open');
+    await waitFor(() => rejections('peer_certificate') === 2, 2000);
+    assert.match(server.proxy.hbone.lastRejection!.error, /CERT_HAS_EXPIRED/);
+    assert.match(node.telemetry.metricsText(), /istio_tcp_connections_failed_total\{[^}]*response_flags="TLS_FAILURE"\} [2-9]/);
+  });
+
+  it('refuses a client without a certificate', async () => {
+    const before = rejections('tls_handshake');
+    const r = await handshake(server, undefined, mesh.ca.rootPem);
+    assert.ok(r.error || r.closedAfter);
+    await waitFor(() => rejections('tls_handshake') === before + 1, 2000);
+    assert.match(server.proxy.hbone.lastRejection!.error, /peer did not return a certificate/);
+  });
+
+  it('drops a TLS handshake that never finishes after the handshake timeout', async () => {
+    const s = net.connect({ host: server.ip, port: server.hbonePort });
+    await once(s, 'connect');
+    const t0 = Date.now();
+    s.on('error', () => {});
+    await once(s, 'close');
+    const waited = Date.now() - t0;
+    assert.ok(waited >= 250 && waited < 5000, `closed after ${waited} ms`);
+    await waitFor(() => rejections('handshake_timeout') === 1, 2000);
+  });
+
+  it('refuses oversized request headers and keeps serving', async () => {
+    const raw = await rawSession(server, good, mesh.ca.rootPem);
+    const err = await raw.connect({ ':method': 'CONNECT', ':authority': `${server.ip}:${server.app!.port}`, 'x-big': 'a'.repeat(70 * 1024) }).then(
+      (status) => ({ status }),
+      (e: { rstCode?: number }) => ({ rstCode: e.rstCode }),
+    );
+    assert.ok(!('status' in err) || err.status !== 200, `oversized headers were accepted: ${JSON.stringify(err)}`);
+    const again = await rawSession(server, good, mesh.ca.rootPem);
+    assert.equal(await again.connect({ ':method': 'CONNECT', ':authority': `${server.ip}:${server.app!.port}` }), 200);
+    again.session.close();
+    raw.session.destroy();
+  });
+
+  it('survives a flood of streams reset right after opening, without leaking app connections', async () => {
+    const raw = await rawSession(server, good, mesh.ca.rootPem);
+    const appBefore = server.app!.sources.length;
+    for (let i = 0; i < 2000 && !raw.session.destroyed; i++) {
+      try {
+        const s = raw.session.request({ ':method': 'CONNECT', ':authority': `${server.ip}:${server.app!.port}` }, { endStream: false });
+        s.on('error', () => {});
+        s.close(http2.constants.NGHTTP2_CANCEL);
+      } catch {
+        break;
+      }
+    }
+    await new Promise((r) => setTimeout(r, 300));
+    // Nothing is left open on the server for the reset streams.
+    await waitFor(() => node.proxy.connections().length === 0, 5000, 'reset streams to be gone');
+    assert.ok(server.app!.sources.length - appBefore <= 2000);
+    raw.session.destroy();
+    // A well-behaved client is unaffected.
+    const again = await rawSession(server, good, mesh.ca.rootPem);
+    assert.equal(await again.connect({ ':method': 'CONNECT', ':authority': `${server.ip}:${server.app!.port}` }), 200);
+    again.session.close();
+  });
+});
