@@ -89,6 +89,18 @@ describe('controller on a manifest directory', () => {
     await until(() => state.workload('uid-web')?.tunnelProtocol === TunnelProtocol.NONE, 'release', 1000);
   });
 
+  it('follows files in directories created later, and files replaced repeatedly by rename', async () => {
+    await mkdir(join(manifests, 'later', 'deeper'), { recursive: true });
+    await writeFile(join(manifests, 'later', 'deeper', 'p.yaml'), pod('late', 'node1', '198.18.1.30'));
+    await until(() => state.workload('uid-late') !== undefined, 'the pod in a new directory', 2000);
+    for (const ip of ['198.18.1.31', '198.18.1.32', '198.18.1.33']) {
+      await writeAtomic(join(manifests, 'later', 'deeper', 'p.yaml'), pod('late', 'node1', ip));
+      await until(() => state.workloadByIp(ip)?.uid === 'uid-late', `the update to ${ip}`, 2000);
+    }
+    await rm(join(manifests, 'later'), { recursive: true });
+    await until(() => state.workload('uid-late') === undefined, 'removal with its directory', 2000);
+  });
+
   it('refuses a bad manifest, naming it, while the rest keeps being served', async () => {
     await writeFile(join(manifests, 'bad.yaml'), pod('oops', 'node1', 'not-an-ip') + '---\n' + pod('new', 'node1', '198.18.1.12'));
     await until(() => state.workload('uid-new') !== undefined, 'the good pod next to the bad one');

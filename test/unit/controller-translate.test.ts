@@ -3,7 +3,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { translateSnapshot } from '../../agent/src/controller/translate.js';
-import { parseManifestText } from '../../agent/src/controller/source-dir.js';
+import { parseManifestText, relevantChange } from '../../agent/src/controller/source-dir.js';
 import { TunnelProtocol, WorkloadType, WorkloadStatus, type Workload, type Service } from '../../agent/src/xds/gen/istio/workload/workload_pb.js';
 import { Scope, Action } from '../../agent/src/xds/gen/istio/security/authorization_pb.js';
 import { bytesToIp } from '../../agent/src/policy/cidr.js';
@@ -191,5 +191,10 @@ status: { podIP: 198.18.5.5 }
     assert.equal(r.objects.length, 1);
     assert.equal(r.problems[0]!.object, 'x.yaml');
     assert.match(r.problems[0]!.reason, /YAML error/);
+  });
+
+  it('the directory watch reacts to YAML and directories, not to logs or temp files', () => {
+    for (const f of ['Pod_demo_a.yaml', 'nested/x.yml', 'newdir', null]) assert.equal(relevantChange(f), true, String(f));
+    for (const f of ['logs/app-1234.log', 'runtime.json', '.Pod_demo_a.yaml.99.ab12cd34.tmp', 'nested/.swp']) assert.equal(relevantChange(f), false, f);
   });
 });

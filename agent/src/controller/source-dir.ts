@@ -21,21 +21,23 @@ export interface DirectorySourceOptions {
   rescanMs?: number;
 }
 
-async function listYaml(dir: string): Promise<string[]> {
-  const out: string[] = [];
+/** YAML files below `dir` (sorted), and the directories visited (for watching). */
+async function listYaml(dir: string, dirs: string[] = []): Promise<{ files: string[]; dirs: string[] }> {
+  const files: string[] = [];
   let entries;
   try {
     entries = await readdir(dir, { withFileTypes: true });
   } catch {
-    return out; // vanished while scanning
+    return { files, dirs }; // vanished while scanning
   }
+  dirs.push(dir);
   for (const e of entries) {
     if (e.name.startsWith('.')) continue; // editor swap files, atomic-write temporaries
     const p = join(dir, e.name);
-    if (e.isDirectory()) out.push(...(await listYaml(p)));
-    else if (e.isFile() && /\.ya?ml$/.test(e.name)) out.push(p);
+    if (e.isDirectory()) files.push(...(await listYaml(p, dirs)).files);
+    else if (e.isFile() && /\.ya?ml$/.test(e.name)) files.push(p);
   }
-  return out.sort();
+  return { files: files.sort(), dirs };
 }
 
 /** Parses one file's documents; kinds the controller does not watch are ignored. */
@@ -68,15 +70,30 @@ export function parseManifestText(text: string, origin: string): { objects: Sour
   return { objects, problems };
 }
 
+/**
+ * Whether a watch event can change the snapshot: a YAML file, or something without an
+ * extension (a directory appearing or vanishing). Logs, runtime files and dot-named temp
+ * files written next to the manifests (the lab keeps app logs there) are ignored.
+ */
+export function relevantChange(filename: string | Buffer | null | undefined): boolean {
+  if (filename === null || filename === undefined) return true; // the platform did not say: rescan
+  const name = filename.toString().split('/').pop() ?? '';
+  if (name.startsWith('.')) return false;
+  return /\.ya?ml$/.test(name) || !name.includes('.');
+}
+
 export class DirectorySource implements ClusterSource {
   private readonly log = logger('source-dir');
-  private watcher: FSWatcher | undefined;
+  /** one non-recursive watch per directory: directory watches see files replaced by rename
+   * (Node 20's recursive watch on Linux loses a file once it is renamed over) */
+  private readonly watchers = new Map<string, FSWatcher>();
   private timer: NodeJS.Timeout | undefined;
   private rescanTimer: NodeJS.Timeout | undefined;
   private last = '';
   private scanning: Promise<void> | undefined;
   private again = false;
   private onSnapshot: ((s: ClusterSnapshot) => void) | undefined;
+  private stopped = false;
   private readonly debounceMs: number;
   private readonly rescanMs: number;
 
@@ -92,16 +109,14 @@ export class DirectorySource implements ClusterSource {
     }
     this.onSnapshot = onSnapshot;
     await this.scan();
-    this.watcher = watch(this.dir, { recursive: true }, () => this.schedule());
-    this.watcher.on('error', (err) => {
-      this.log.warn({ err: err.message }, 'watch failed; relying on periodic rescans');
-    });
     this.rescanTimer = setInterval(() => this.schedule(), this.rescanMs);
     this.rescanTimer.unref();
   }
 
   async stop(): Promise<void> {
-    this.watcher?.close();
+    this.stopped = true;
+    for (const w of this.watchers.values()) w.close();
+    this.watchers.clear();
     clearTimeout(this.timer);
     clearInterval(this.rescanTimer);
     this.onSnapshot = undefined;
@@ -133,10 +148,40 @@ export class DirectorySource implements ClusterSource {
     return this.scanning;
   }
 
+  /** Watches exactly the directories that exist now. */
+  private syncWatchers(dirs: string[]): void {
+    if (this.stopped) return;
+    const want = new Set(dirs);
+    for (const [d, w] of this.watchers) {
+      if (!want.has(d)) {
+        w.close();
+        this.watchers.delete(d);
+      }
+    }
+    for (const d of want) {
+      if (this.watchers.has(d)) continue;
+      try {
+        const w = watch(d, (_event, filename) => {
+          if (relevantChange(filename)) this.schedule();
+        });
+        w.on('error', () => {
+          w.close();
+          this.watchers.delete(d);
+          this.schedule(); // the directory went away: rescan and re-watch what is left
+        });
+        this.watchers.set(d, w);
+      } catch (err) {
+        this.log.warn({ dir: d, err: (err as Error).message }, 'cannot watch directory; relying on periodic rescans');
+      }
+    }
+  }
+
   async read(): Promise<ClusterSnapshot> {
     const objects: Sourced[] = [];
     const problems: ObjectProblem[] = [];
-    for (const file of await listYaml(this.dir)) {
+    const { files, dirs } = await listYaml(this.dir);
+    this.syncWatchers(dirs);
+    for (const file of files) {
       let text: string;
       try {
         text = await readFile(file, 'utf8');
