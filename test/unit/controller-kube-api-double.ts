@@ -33,6 +33,8 @@ export class KubeApiDouble {
   private readonly watchers = new Set<Watcher>();
   private failures: Array<{ path: string; status: number }> = [];
   readonly requests: RequestRecord[] = [];
+  /** resource paths answered with 404, like a CRD that is not installed */
+  readonly missing = new Set<string>();
   /** Secrets by namespace/name (get and create only) */
   readonly secrets = new Map<string, Obj>();
   /** TokenReview answers: token -> user info (username, extra) */
@@ -179,6 +181,7 @@ export class KubeApiDouble {
       return;
     }
     const meta = KINDS[path];
+    if (this.missing.has(path)) return status(404, 'NotFound', 'the server could not find the requested resource');
     if (!meta || req.method !== 'GET') return status(404, 'NotFound', `no such resource ${path}`);
     if (!watch) {
       res.writeHead(200, { 'content-type': 'application/json' });

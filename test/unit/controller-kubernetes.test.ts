@@ -155,4 +155,25 @@ describe('Kubernetes source against a Kubernetes API test double', () => {
     api.secrets.set('bad/cacerts', { metadata: { name: 'cacerts', namespace: 'bad' }, data: { 'ca-cert.pem': enc(m.certPem) } });
     await assert.rejects(loadOrCreateCaInSecrets(kubeconfig(api.port), 'bad'), /Secret bad\/cacerts lacks ca-key\.pem/);
   });
+
+  it('serves without a policy CRD that is not installed, and picks it up once it is', async () => {
+    const api2 = new KubeApiDouble(100);
+    await api2.start();
+    const PA = '/apis/security.weft.io/v1/peerauthentications';
+    api2.missing.add(PA);
+    api2.put(NS, { metadata: { name: 'shop' } });
+    api2.put(PODS, pod('web-9', '198.18.1.90'));
+    let snap: ClusterSnapshot | undefined;
+    const src = new KubernetesSource(kubeconfig(api2.port), { debounceMs: 10, backoff: { initialMs: 50, maxMs: 200 }, initialSyncTimeoutMs: 5000 });
+    try {
+      await src.start((s) => (snap = s));
+      await until(() => snap?.objects.some((o) => o.object.metadata?.name === 'web-9') ?? false, 'a snapshot without the CRD');
+      api2.missing.delete(PA);
+      api2.put(PA, { metadata: { name: 'strict', namespace: 'shop' }, spec: { mtls: { mode: 'STRICT' } } });
+      await until(() => snap?.objects.some((o) => o.object.kind === 'PeerAuthentication') ?? false, 'the PeerAuthentication after the CRD appears');
+    } finally {
+      await src.stop();
+      await api2.stop();
+    }
+  });
 });

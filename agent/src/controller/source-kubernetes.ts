@@ -79,7 +79,18 @@ export class KubernetesSource implements ClusterSource {
     for (const spec of specs) {
       const list = async () => {
         this.lists.set(spec.kind, (this.lists.get(spec.kind) ?? 0) + 1);
-        const l = await spec.list();
+        let l: KubernetesListObject<KubernetesObject>;
+        try {
+          l = await spec.list();
+        } catch (err) {
+          const code = (err as { code?: number; statusCode?: number }).code ?? (err as { statusCode?: number }).statusCode;
+          if (code !== 404 || !spec.apiVersion.startsWith(POLICY_GROUP)) throw err;
+          // The CRD is not installed: serve everything else, and keep retrying with backoff.
+          if (!this.listed.has(spec.kind)) this.log.warn({ kind: spec.kind }, `the ${spec.kind} CRD is not installed (kubectl apply -f deploy/crds/); serving without ${spec.kind} objects`);
+          this.listed.add(spec.kind);
+          this.schedule();
+          throw err;
+        }
         this.attempts.set(spec.kind, 0);
         this.listed.add(spec.kind);
         this.log.debug({ kind: spec.kind, items: l.items.length, resourceVersion: l.metadata?.resourceVersion }, 'listed');
