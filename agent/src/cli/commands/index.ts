@@ -6,7 +6,8 @@ import { policiesCommand } from './policies.js';
 import { servicesCommand } from './services.js';
 import { workloadsCommand } from './workloads.js';
 import { labCommand } from './lab.js';
+import { manifestCommand } from './manifest.js';
 import { versionCommand } from './version.js';
 
 /** Every top-level command, in the order `weft --help` lists them. */
-export const commands: Command[] = [checkCommand, controllerCommand, labCommand, workloadsCommand, servicesCommand, policiesCommand, certsCommand, versionCommand];
+export const commands: Command[] = [checkCommand, controllerCommand, labCommand, workloadsCommand, servicesCommand, policiesCommand, certsCommand, manifestCommand, versionCommand];

@@ -1,0 +1,78 @@
+#!/usr/bin/env node
+// Test tools that are not npm packages, installed on first use into a project-local cache
+// (node_modules/.cache/weft-tools: survives `node-gyp rebuild`, which wipes build/):
+//   helm                 `go install helm.sh/helm/v3/cmd/helm@HELM_VERSION` (the Go module proxy)
+//   kubernetes-validate  `pip install --target` from PyPI: Kubernetes' OpenAPI schemas as JSON schema
+// Usage: node scripts/tools.mjs helm|kubernetes-validate  -> prints the tool's path on stdout.
+// Exit 3 when the toolchain (go, python3/pip) is missing; under CI=true that is exit 1 with a
+// loud message, so CI never passes by skipping. Not part of `npm start`.
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const HELM_VERSION = 'v3.19.5';
+export const KUBE_VALIDATE_VERSION = '1.34.1';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+export const toolsDir = join(root, 'node_modules', '.cache', 'weft-tools');
+
+class MissingToolchain extends Error {}
+
+function which(cmd) {
+  for (const dir of (process.env.PATH ?? '').split(':').concat(['/usr/local/go/bin'])) {
+    if (dir && existsSync(join(dir, cmd))) return join(dir, cmd);
+  }
+  return null;
+}
+
+function runOrThrow(cmd, args, env) {
+  process.stderr.write(`tools: ${cmd} ${args.join(' ')}\n`);
+  const r = spawnSync(cmd, args, { stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, ...env } });
+  if (r.status !== 0) throw new Error(`\`${cmd} ${args.join(' ')}\` failed (exit ${r.status ?? r.signal})`);
+}
+
+/** Path of helm HELM_VERSION, built with `go install` the first time (minutes on 2 cores). */
+export function ensureHelm() {
+  const dir = join(toolsDir, 'helm', HELM_VERSION);
+  const bin = join(dir, 'helm');
+  if (existsSync(bin)) return bin;
+  const go = which('go');
+  if (!go) throw new MissingToolchain('go is not installed (needed to build helm: go install helm.sh/helm/v3/cmd/helm)');
+  mkdirSync(dir, { recursive: true });
+  runOrThrow(go, ['install', `helm.sh/helm/v3/cmd/helm@${HELM_VERSION}`], { GOBIN: dir, GOFLAGS: '-buildvcs=false' });
+  if (!existsSync(bin)) throw new Error(`go install finished but ${bin} is missing`);
+  return bin;
+}
+
+/** PYTHONPATH directory holding kubernetes_validate KUBE_VALIDATE_VERSION. */
+export function ensureKubeValidate() {
+  const dir = join(toolsDir, 'kubernetes-validate', KUBE_VALIDATE_VERSION);
+  if (existsSync(join(dir, 'kubernetes_validate'))) return dir;
+  const py = which('python3');
+  if (!py) throw new MissingToolchain('python3 is not installed (needed for kubernetes-validate from PyPI)');
+  const tmp = `${dir}.partial`;
+  rmSync(tmp, { recursive: true, force: true });
+  mkdirSync(tmp, { recursive: true });
+  runOrThrow(py, ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', '--no-warn-script-location', '--target', tmp, `kubernetes-validate==${KUBE_VALIDATE_VERSION}`], { PIP_ROOT_USER_ACTION: 'ignore' });
+  renameSync(tmp, dir);
+  return dir;
+}
+
+const TOOLS = { helm: ensureHelm, 'kubernetes-validate': ensureKubeValidate };
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  const name = process.argv[2];
+  const fn = TOOLS[name];
+  if (!fn) {
+    process.stderr.write(`usage: node scripts/tools.mjs ${Object.keys(TOOLS).join('|')}\n`);
+    process.exit(2);
+  }
+  try {
+    process.stdout.write(fn() + '\n');
+  } catch (err) {
+    const ci = process.env.CI === 'true';
+    process.stderr.write(`tools: ${name}: ${err.message}${err instanceof MissingToolchain && ci ? ' — under CI=true this is a failure' : ''}\n`);
+    process.exit(err instanceof MissingToolchain && !ci ? 3 : 1);
+  }
+}
