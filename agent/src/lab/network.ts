@@ -40,8 +40,10 @@ export async function deleteNetnses(names: string[]): Promise<void> {
   await ipBatch(undefined, names.map((n) => `netns del ${n}`), true);
 }
 
+/** Sets a per-netns sysctl by writing /proc/sys from inside the netns (no dependency on procps). */
 async function sysctl(netns: string, key: string, value: string): Promise<void> {
-  await run('nsenter', [`--net=${netnsPath(netns)}`, '--', 'sysctl', '-qw', `${key}=${value}`]);
+  const file = `/proc/sys/${key.replace(/\./g, '/')}`;
+  await run('nsenter', [`--net=${netnsPath(netns)}`, '--', 'sh', '-c', 'echo "$1" > "$2"', 'weft-lab-sysctl', value, file]);
 }
 
 export interface NodeNet {
