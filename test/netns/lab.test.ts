@@ -84,6 +84,16 @@ describe('lab', { skip }, () => {
     }
   });
 
+  it('answers ?status= and ?delay= for L7 tests, with the same JSON body', async () => {
+    const a = find('demo', 'client-1');
+    const b = find('demo', 'server-1');
+    const h = await lab.httpGet(ref(a), `http://${b.ip}:8080/f?status=503&delay=50`);
+    assert.equal(h.status, 503);
+    assert.deepEqual(JSON.parse(h.body!), { pod: 'server-1', namespace: 'demo', path: '/f?status=503&delay=50', client: a.ip });
+    const slow = await lab.httpGet(ref(a), `http://${b.ip}:8080/?delay=3000`, 300);
+    assert.equal(slow.code, 'ETIMEDOUT', JSON.stringify(slow));
+  });
+
   it('lets every pod reach every node', async () => {
     for (const p of st.pods) {
       for (const n of st.nodes) {

@@ -25,12 +25,21 @@ const echo = createTcpServer((socket) => {
   socket.pipe(socket);
 });
 
+// Query parameters for L7 tests: ?status=503 answers with that status, ?delay=250 waits that
+// many milliseconds first (at most 30 s). The body is the same JSON either way.
 const http = createHttpServer((req, res) => {
   req.resume();
   req.on('end', () => {
+    const query = new URL(req.url ?? '/', 'http://x').searchParams;
+    const status = Number(query.get('status') ?? 200);
+    const delay = Math.min(Number(query.get('delay') ?? 0) || 0, 30_000);
     const body = JSON.stringify({ pod, namespace, path: req.url ?? '/', client: req.socket.remoteAddress ?? '' });
-    res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
-    res.end(body);
+    const answer = () => {
+      res.writeHead(Number.isInteger(status) && status >= 200 && status <= 599 ? status : 400, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+      res.end(body);
+    };
+    if (delay > 0) setTimeout(answer, delay);
+    else answer();
   });
 });
 http.on('clientError', (_err, socket) => socket.destroy());
