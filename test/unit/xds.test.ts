@@ -21,6 +21,9 @@ import { AddressSchema, TunnelProtocol } from '../../agent/src/xds/gen/istio/wor
 import { AuthorizationSchema, Scope, Action } from '../../agent/src/xds/gen/istio/security/authorization_pb.js';
 import { WorkloadState } from '../../agent/src/state/workload-state.js';
 import { ipToBytes } from '../../agent/src/policy/cidr.js';
+import { addressAliases } from '../../agent/src/controller/translate.js';
+import { credentials, makeGenericClientConstructor, Metadata } from '@grpc/grpc-js';
+import { DeltaDiscoveryRequestSchema, type DeltaDiscoveryResponse } from '../../agent/src/xds/gen/envoy/service/discovery/v3/discovery_pb.js';
 
 const wl = (uid: string, ip: string, extra: Record<string, unknown> = {}) =>
   packAddress(create(AddressSchema, { type: { case: 'workload', value: { uid, name: uid, namespace: 'shop', node: 'node1', addresses: [ipToBytes(ip)!], tunnelProtocol: TunnelProtocol.HBONE, ...extra } } }));
@@ -69,6 +72,7 @@ describe('delta ADS over gRPC/TLS', () => {
     ca = await CertificateAuthority.loadOrCreate(join(dir, 'ca'));
     tokens = await HmacNodeTokens.fromStateDir(dir);
     store = new ResourceStore();
+    store.setAliases(ADDRESS_TYPE_URL, addressAliases);
     store.replace(ADDRESS_TYPE_URL, new Map([
       ['uid-a', wl('uid-a', '198.18.10.1')],
       ['uid-b', wl('uid-b', '198.18.10.2')],
@@ -162,6 +166,37 @@ describe('delta ADS over gRPC/TLS', () => {
     assert.deepEqual(s2.workloads().map((w) => w.uid).sort(), ['uid-a', 'uid-c']);
     assert.equal(s2.services().length, 1);
     c2.stop();
+  });
+
+  it('answers on-demand subscriptions by network/IP alias, and unknown names as removed', async () => {
+    const Ctor = makeGenericClientConstructor(aggregatedDiscoveryService as never, 'ads');
+    const raw = new Ctor(`127.0.0.1:${port}`, credentials.createSsl(Buffer.from(ca.rootsPem))) as unknown as {
+      DeltaAggregatedResources(md: Metadata): import('@grpc/grpc-js').ClientDuplexStream<unknown, DeltaDiscoveryResponse>; close(): void;
+    };
+    const md = new Metadata();
+    md.set('authorization', `Bearer ${tokens.issue('node1')}`);
+    const stream = raw.DeltaAggregatedResources(md);
+    const responses: DeltaDiscoveryResponse[] = [];
+    stream.on('data', (r: DeltaDiscoveryResponse) => responses.push(r));
+    stream.on('error', () => {});
+    try {
+      stream.write(create(DeltaDiscoveryRequestSchema, { typeUrl: ADDRESS_TYPE_URL, resourceNamesSubscribe: ['/198.18.10.8', '/198.18.99.99'] }));
+      await until(() => responses.length >= 1, 'the on-demand answer');
+      assert.deepEqual(responses[0]!.resources.map((r) => [r.name, r.aliases]), [['uid-a', ['/198.18.10.8']]]);
+      assert.deepEqual(responses[0]!.removedResources, ['/198.18.99.99']);
+      stream.write(create(DeltaDiscoveryRequestSchema, { typeUrl: ADDRESS_TYPE_URL, responseNonce: responses[0]!.nonce, resourceNamesSubscribe: ['/198.19.0.10'] }));
+      await until(() => responses.length >= 2, 'the service by VIP');
+      assert.deepEqual(responses[1]!.resources.map((r) => r.name), ['shop/web.shop.svc.cluster.local']);
+      // a change to a subscribed workload is pushed; one to an unsubscribed workload is not
+      store.upsert(ADDRESS_TYPE_URL, new Map([['uid-c', wl('uid-c', '198.18.10.4')], ['uid-a', wl('uid-a', '198.18.10.8', { name: 'renamed' })]]));
+      await until(() => responses.length >= 3, 'the push');
+      assert.deepEqual(responses[2]!.resources.map((r) => r.name), ['uid-a']);
+      await new Promise((r) => setTimeout(r, 100));
+      assert.equal(responses.length, 3);
+    } finally {
+      stream.cancel();
+      raw.close();
+    }
   });
 
   it('refuses a client without a valid token (UNAUTHENTICATED)', async () => {

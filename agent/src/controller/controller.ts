@@ -16,7 +16,7 @@ import { AddressSchema } from '../xds/gen/istio/workload/workload_pb.js';
 import { AuthorizationSchema } from '../xds/gen/istio/security/authorization_pb.js';
 import { startGrpcServer, type RunningServer } from './grpc-server.js';
 import { formatProblem, type ClusterSnapshot, type ClusterSource, type ObjectProblem } from './objects.js';
-import { translateSnapshot, type TranslateOptions, type Translation } from './translate.js';
+import { addressAliases, translateSnapshot, type TranslateOptions, type Translation } from './translate.js';
 import type { Any } from '@bufbuild/protobuf/wkt';
 
 export const DEFAULT_LISTEN = '127.0.0.1:15012';
@@ -47,6 +47,7 @@ export class Controller extends EventEmitter<{ translated: [Translation] }> impl
     readonly authenticator: NodeAuthenticator,
   ) {
     super();
+    this.store.setAliases(ADDRESS_TYPE_URL, addressAliases);
     this.ads = new DeltaAdsServer(this.store, authenticator);
   }
 

@@ -3,14 +3,15 @@
 // pod is not labelled weft.io/mesh=disabled), Services become Services, and
 // AuthorizationPolicy/PeerAuthentication become Authorizations; selector policies are listed
 // on the workloads they select. A bad object is reported and skipped; the rest is served.
-import { create } from '@bufbuild/protobuf';
+import { create, fromBinary } from '@bufbuild/protobuf';
+import type { Any } from '@bufbuild/protobuf/wkt';
 import { isIP } from 'node:net';
 import {
   AddressSchema, PortListSchema, ServiceSchema, TunnelProtocol, WorkloadSchema, WorkloadStatus, WorkloadType, NetworkMode,
   type Address, type Port, type PortList, type Service,
 } from '../xds/gen/istio/workload/workload_pb.js';
 import type { Authorization } from '../xds/gen/istio/security/authorization_pb.js';
-import { ipToBytes } from '../policy/cidr.js';
+import { bytesToIp, ipToBytes } from '../policy/cidr.js';
 import {
   convertPeerAuthentication, parentPeerAuthns, parsePeerAuthentication, peerAuthenticationKeys, staticStrictPolicy,
   translateAuthorizationPolicy, workloadPeerAuthn, ROOT_NAMESPACE, type PeerAuthn,
@@ -20,6 +21,20 @@ import { DEFAULT_TRUST_DOMAIN } from '../identity/spiffe.js';
 import { describeObject, type ClusterSnapshot, type KubeObject, type ObjectProblem, type Sourced } from './objects.js';
 
 export const MESH_LABEL = 'weft.io/mesh';
+
+/**
+ * Alias keys of an Address resource: "network/IP" for each address of a workload or service
+ * (the keys ztunnel asks for in on-demand mode).
+ */
+export function addressAliases(_name: string, any: Any): string[] {
+  const a = fromBinary(AddressSchema, any.value);
+  if (a.type.case === 'workload') {
+    const w = a.type.value;
+    return w.addresses.map((b) => `${w.network}/${bytesToIp(b)}`);
+  }
+  if (a.type.case === 'service') return a.type.value.addresses.map((n) => `${n.network}/${bytesToIp(n.address)}`);
+  return [];
+}
 export const DEFAULT_CLUSTER_ID = 'Kubernetes';
 
 export interface TranslateOptions {

@@ -9,7 +9,12 @@ export interface StoredResource {
   name: string;
   version: string;
   resource: Any;
+  /** other names a client may ask for, e.g. "network/IP" for an Address */
+  aliases: string[];
 }
+
+/** Computes a resource's aliases when it is stored (e.g. network/IP keys of an Address). */
+export type AliasFn = (name: string, resource: Any) => string[];
 
 export interface ChangeSet {
   typeUrl: string;
@@ -24,7 +29,38 @@ export function resourceVersion(any: Any): string {
 
 export class ResourceStore extends EventEmitter<{ change: [ChangeSet] }> {
   private readonly types = new Map<string, Map<string, StoredResource>>();
+  private readonly aliasIndex = new Map<string, Map<string, string>>();
+  private readonly aliasFns = new Map<string, AliasFn>();
   private generation = 0;
+
+  /** Registers how aliases are computed for one type URL (before storing resources of it). */
+  setAliases(typeUrl: string, fn: AliasFn): void {
+    this.aliasFns.set(typeUrl, fn);
+  }
+
+  /** The primary name behind an alias (or the name itself when it is one). */
+  resolve(typeUrl: string, nameOrAlias: string): string | undefined {
+    if (this.get(typeUrl).has(nameOrAlias)) return nameOrAlias;
+    return this.aliasIndex.get(typeUrl)?.get(nameOrAlias);
+  }
+
+  private store(typeUrl: string, t: Map<string, StoredResource>, name: string, any: Any, version: string): void {
+    const old = t.get(name);
+    const aliases = this.aliasFns.get(typeUrl)?.(name, any) ?? [];
+    let idx = this.aliasIndex.get(typeUrl);
+    if (!idx) this.aliasIndex.set(typeUrl, (idx = new Map()));
+    for (const a of old?.aliases ?? []) if (idx.get(a) === name) idx.delete(a);
+    for (const a of aliases) idx.set(a, name);
+    t.set(name, { name, version, resource: any, aliases });
+  }
+
+  private drop(typeUrl: string, t: Map<string, StoredResource>, name: string): boolean {
+    const old = t.get(name);
+    if (!old) return false;
+    const idx = this.aliasIndex.get(typeUrl);
+    for (const a of old.aliases) if (idx?.get(a) === name) idx.delete(a);
+    return t.delete(name);
+  }
 
   get systemVersion(): string {
     return String(this.generation);
@@ -48,13 +84,13 @@ export class ResourceStore extends EventEmitter<{ change: [ChangeSet] }> {
     for (const [name, any] of desired) {
       const version = resourceVersion(any);
       if (t.get(name)?.version !== version) {
-        t.set(name, { name, version, resource: any });
+        this.store(typeUrl, t, name, any, version);
         changed.push(name);
       }
     }
     for (const name of [...t.keys()]) {
       if (!desired.has(name)) {
-        t.delete(name);
+        this.drop(typeUrl, t, name);
         removed.push(name);
       }
     }
@@ -68,7 +104,7 @@ export class ResourceStore extends EventEmitter<{ change: [ChangeSet] }> {
     for (const [name, any] of resources) {
       const version = resourceVersion(any);
       if (t.get(name)?.version !== version) {
-        t.set(name, { name, version, resource: any });
+        this.store(typeUrl, t, name, any, version);
         changed.push(name);
       }
     }
@@ -77,7 +113,7 @@ export class ResourceStore extends EventEmitter<{ change: [ChangeSet] }> {
 
   remove(typeUrl: string, names: Iterable<string>): ChangeSet {
     const t = this.table(typeUrl);
-    const removed = [...names].filter((n) => t.delete(n));
+    const removed = [...names].filter((n) => this.drop(typeUrl, t, n));
     return this.emitChange({ typeUrl, changed: [], removed });
   }
 

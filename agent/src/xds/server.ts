@@ -169,22 +169,33 @@ class AdsStream {
     else if (newlySubscribed.length) this.sendNames(typeUrl, sub, newlySubscribed.includes('*') ? [...this.store.get(typeUrl).keys()] : newlySubscribed, true);
   }
 
-  private wants(sub: Subscription, name: string): boolean {
-    return sub.wildcard || sub.names.has(name);
+  private wants(sub: Subscription, name: string, typeUrl?: string): boolean {
+    if (sub.wildcard || sub.names.has(name)) return true;
+    if (!typeUrl || sub.names.size === 0) return false;
+    return (this.store.get(typeUrl).get(name)?.aliases ?? []).some((a) => sub.names.has(a));
   }
 
   /** First response of a type: always sent, even empty, so the agent knows it is in sync. */
   private sendInitial(typeUrl: string, sub: Subscription): void {
     const table = this.store.get(typeUrl);
-    const removed = [...sub.client.keys()].filter((n) => !table.has(n) || !this.wants(sub, n));
-    const names = [...table.keys()].filter((n) => this.wants(sub, n) && sub.client.get(n) !== table.get(n)!.version);
+    const removed = [...sub.client.keys()].filter((n) => !table.has(n) || !this.wants(sub, n, typeUrl));
+    const names = [...table.keys()].filter((n) => this.wants(sub, n, typeUrl) && sub.client.get(n) !== table.get(n)!.version);
+    // explicitly requested names that do not exist are answered as removed, so the client stops waiting
+    for (const n of sub.names) if (!this.store.resolve(typeUrl, n) && !removed.includes(n)) removed.push(n);
     this.respond(typeUrl, sub, names, removed, true);
   }
 
+  /** Answers newly subscribed names (or aliases): their resources, or 'removed' when none exists. */
   private sendNames(typeUrl: string, sub: Subscription, names: string[], force: boolean): void {
     const table = this.store.get(typeUrl);
-    const send = names.filter((n) => table.has(n) && this.wants(sub, n) && (force || sub.client.get(n) !== table.get(n)!.version));
-    this.respond(typeUrl, sub, send, [], false);
+    const send = new Set<string>();
+    const missing: string[] = [];
+    for (const n of names) {
+      const primary = this.store.resolve(typeUrl, n);
+      if (!primary) missing.push(n);
+      else if (force || sub.client.get(primary) !== table.get(primary)!.version) send.add(primary);
+    }
+    this.respond(typeUrl, sub, [...send], missing, false);
   }
 
   /** A store change: push what this client subscribes to and lacks. */
@@ -192,7 +203,7 @@ class AdsStream {
     const sub = this.subs.get(c.typeUrl);
     if (!sub) return;
     const table = this.store.get(c.typeUrl);
-    const names = c.changed.filter((n) => this.wants(sub, n) && sub.client.get(n) !== table.get(n)?.version && table.has(n));
+    const names = c.changed.filter((n) => this.wants(sub, n, c.typeUrl) && sub.client.get(n) !== table.get(n)?.version && table.has(n));
     const removed = c.removed.filter((n) => sub.client.has(n));
     this.respond(c.typeUrl, sub, names, removed, false);
   }
@@ -206,7 +217,7 @@ class AdsStream {
       const r = table.get(n)!;
       previous.set(n, sub.client.get(n));
       sub.client.set(n, r.version);
-      return create(ResourceSchema, { name: n, version: r.version, resource: r.resource });
+      return create(ResourceSchema, { name: n, version: r.version, resource: r.resource, aliases: r.aliases });
     });
     for (const n of removed) {
       previous.set(n, sub.client.get(n));
