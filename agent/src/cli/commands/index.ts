@@ -1,4 +1,5 @@
 import type { Command } from '../command.js';
+import { agentCommand } from './agent.js';
 import { checkCommand } from './check.js';
 import { certsCommand } from './certs.js';
 import { controllerCommand } from './controller.js';
@@ -10,4 +11,4 @@ import { manifestCommand } from './manifest.js';
 import { versionCommand } from './version.js';
 
 /** Every top-level command, in the order `weft --help` lists them. */
-export const commands: Command[] = [checkCommand, controllerCommand, labCommand, workloadsCommand, servicesCommand, policiesCommand, certsCommand, manifestCommand, versionCommand];
+export const commands: Command[] = [agentCommand, checkCommand, controllerCommand, labCommand, workloadsCommand, servicesCommand, policiesCommand, certsCommand, manifestCommand, versionCommand];

@@ -1,0 +1,217 @@
+// The `weft agent` process: the control-plane link (NodeSync: xDS + certificates), the node
+// proxy, redirection and enrolment of this node's mesh pods, and the admin, metrics and
+// readiness ports. Stopping drains: readiness goes false, listeners close, established
+// connections get up to the drain deadline, then everything closes. Redirection pins stay,
+// so a pod's traffic fails closed until the next agent (or the one beside us) takes over.
+import { readFileSync } from 'node:fs';
+import { WeftError } from '../common/errors.js';
+import { logger } from '../common/log.js';
+import { NodeSync } from '../state/node-sync.js';
+import { configDump, type ConfigDump } from '../state/dump.js';
+import { ProxyNode, TlsContexts, meshViewOf } from '../proxy/index.js';
+import { Telemetry } from '../telemetry/telemetry.js';
+import { Registry } from '../telemetry/registry.js';
+import { cgroup2Mount } from '../native/index.js';
+import { DEFAULT_BYPASS_MARK, Redirector } from '../redirect/index.js';
+import { Enroller, type EnrolmentInfo } from './enroller.js';
+import { PodDiscovery } from './pod-discovery.js';
+import { handlers, serve, type Endpoint } from './http-endpoints.js';
+import type { AgentOptions } from './options.js';
+
+const log = logger('agent');
+
+export class AgentSetupError extends WeftError {
+  constructor(message: string, hint: string, options?: { cause?: unknown }) {
+    super('WEFT_E_AGENT_SETUP', message, { hint, ...options });
+  }
+}
+
+export interface Readiness {
+  ready: boolean;
+  /** why not ready (empty when ready) */
+  reasons: string[];
+}
+
+export interface AgentDump extends ConfigDump {
+  agent: { id: string; node: string; pid: number; ready: boolean; reasons: string[]; draining: boolean };
+  enrolment: EnrolmentInfo[];
+}
+
+function readFileOrThrow(path: string, what: string, hint: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new AgentSetupError(`cannot read ${what} ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, hint, { cause: err });
+  }
+}
+
+function requireCgroup2(): string {
+  const m = cgroup2Mount();
+  if (!m) throw new AgentSetupError('no cgroup v2 mount found in /proc/mounts', 'pods are found by their cgroup v2 path; mount cgroup2 (e.g. at /sys/fs/cgroup) or run with --no-redirect');
+  return m;
+}
+
+export class Agent {
+  readonly sync: NodeSync;
+  readonly tls: TlsContexts;
+  readonly proxy: ProxyNode;
+  readonly registry = new Registry();
+  private redirector?: Redirector;
+  private enroller?: Enroller;
+  private readonly endpoints: Endpoint[] = [];
+  private draining = false;
+  private stopped?: Promise<void>;
+
+  private constructor(readonly opts: AgentOptions) {
+    const rootPem = readFileOrThrow(opts.caRoot, 'the CA root', 'pass --ca-root with the controller\'s root certificate (the lab: <state>/controller/ca/ca-cert.pem)');
+    readFileOrThrow(opts.tokenFile, 'the node token', 'pass --token-file with a token from `weft controller token --node NAME`');
+    this.sync = new NodeSync({
+      node: opts.node,
+      address: opts.controller,
+      rootCertPem: rootPem,
+      token: () => readFileSync(opts.tokenFile, 'utf8').trim(),
+      trustDomain: opts.trustDomain,
+      xdsBackoff: { initialMs: 200, maxMs: 5000 },
+      certBackoff: { initialMs: 250, maxMs: 30_000 },
+    });
+    this.tls = new TlsContexts(rootPem);
+    this.sync.certs.on('issued', (c) => {
+      if (c.rootsPem && c.rootsPem !== this.tls.rootsPem) this.tls.setRoots(c.rootsPem);
+      this.tls.set(c.identity, { keyPem: c.keyPem, certChainPem: c.certChainPem });
+    });
+    this.sync.certs.on('dropped', (id) => this.tls.delete(id));
+    this.proxy = new ProxyNode({
+      nodeName: opts.node,
+      mesh: meshViewOf(this.sync.state),
+      tls: this.tls,
+      trustDomain: opts.trustDomain,
+      telemetry: new Telemetry({ registry: this.registry }),
+    });
+  }
+
+  static async start(opts: AgentOptions): Promise<Agent> {
+    const a = new Agent(opts);
+    try {
+      await a.startParts();
+    } catch (err) {
+      await a.stop(0).catch(() => undefined);
+      throw err;
+    }
+    return a;
+  }
+
+  private async startParts(): Promise<void> {
+    const o = this.opts;
+    if (o.redirect) {
+      this.redirector = await Redirector.open({ agentId: o.agentId, bpffs: o.bpffs, bypassMark: DEFAULT_BYPASS_MARK });
+      this.enroller = new Enroller({
+        node: o.node, trustDomain: o.trustDomain, state: this.sync.state, proxy: this.proxy, redirector: this.redirector,
+        discovery: new PodDiscovery({ proc: o.proc, cgroupMount: requireCgroup2(), cgroupRoot: o.cgroupRoot }),
+        registry: this.registry, bypassMark: DEFAULT_BYPASS_MARK,
+      });
+    }
+    const get = handlers.getOnly;
+    this.endpoints.push(await serve('admin', o.admin, {
+      '/config_dump': get((_q, res) => handlers.json(res, 200, this.configDump())),
+      '/connections': get((_q, res) => handlers.json(res, 200, this.proxy.connections())),
+      '/logging': get(handlers.logging),
+      '/healthz/ready': get((_q, res) => this.readyHandler(res)),
+    }));
+    const metrics = get((_q, res) => res.writeHead(200, { 'content-type': Registry.contentType }).end(this.registry.render()));
+    this.endpoints.push(await serve('metrics', o.metrics, { '/metrics': metrics, '/stats/prometheus': metrics }));
+    this.endpoints.push(await serve('readiness', o.readiness, { '/healthz/ready': get((_q, res) => this.readyHandler(res)) }));
+    this.sync.start();
+    log.info({ node: o.node, controller: o.controller, agentId: o.agentId, redirect: o.redirect }, 'agent started; waiting for xDS');
+    void this.afterSync();
+  }
+
+  private async afterSync(): Promise<void> {
+    while (!this.draining) {
+      try {
+        await this.sync.waitSynced(30_000);
+        break;
+      } catch {
+        log.warn({ controller: this.opts.controller, connected: this.sync.xds.connected }, 'still waiting for the first xDS sync');
+      }
+    }
+    if (this.draining) return;
+    log.info({ workloads: this.sync.state.workloads().length, identities: this.sync.localIdentities().length }, 'xDS synced');
+    this.proxy.setReady();
+    if (this.enroller) {
+      try {
+        await this.enroller.start();
+      } catch (err) {
+        log.error({ err: (err as Error).message }, 'enrolment start-up failed');
+      }
+    }
+    const r = this.readiness();
+    log.info(r, r.ready ? 'agent ready' : 'agent not ready yet');
+  }
+
+  readiness(): Readiness {
+    const reasons: string[] = [];
+    if (this.draining) reasons.push('draining');
+    if (!this.sync.xds.synced) reasons.push('xDS not synced');
+    const missing = this.sync.localIdentities().filter((id) => !this.tls.has(id));
+    if (missing.length) reasons.push(`waiting for certificates: ${missing.join(', ')}`);
+    const pending = this.enroller?.pending() ?? 0;
+    if (pending) reasons.push(`${pending} enrolment(s) pending`);
+    return { ready: reasons.length === 0, reasons };
+  }
+
+  private readyHandler(res: import('node:http').ServerResponse): void {
+    const r = this.readiness();
+    res.writeHead(r.ready ? 200 : 503, { 'content-type': 'text/plain' }).end(r.ready ? 'ready\n' : `not ready: ${r.reasons.join('; ')}\n`);
+  }
+
+  configDump(): AgentDump {
+    const base = configDump(this.sync.state, this.sync.certs.list(), { node: this.opts.node, connected: this.sync.xds.connected, synced: this.sync.xds.synced });
+    const enrolment = this.enroller?.list() ?? [];
+    const byUid = new Map(enrolment.map((e) => [e.uid, e]));
+    const r = this.readiness();
+    return {
+      ...base,
+      workloads: base.workloads.map((w) => {
+        const e = byUid.get(w.uid);
+        return e ? { ...w, enrolment: e.state, ...(e.error ? { enrolmentError: e.error } : {}) } : w;
+      }),
+      agent: { id: this.opts.agentId, node: this.opts.node, pid: process.pid, ready: r.ready, reasons: r.reasons, draining: this.draining },
+      enrolment,
+    };
+  }
+
+  /** Live proxied connections (for tests and `weft connections`). */
+  connections(): ReturnType<ProxyNode['connections']> {
+    return this.proxy.connections();
+  }
+
+  /**
+   * Drain and stop: readiness false and ports closed at once (a new agent beside us takes new
+   * connections), established connections get `deadlineMs`, then everything is closed.
+   */
+  stop(deadlineMs = this.opts.drainDeadlineMs): Promise<void> {
+    this.stopped ??= this.doStop(deadlineMs);
+    return this.stopped;
+  }
+
+  private async doStop(deadlineMs: number): Promise<void> {
+    this.draining = true;
+    const t0 = Date.now();
+    log.info({ deadlineMs, connections: this.proxy.connections().length }, 'draining');
+    this.enroller?.stop();
+    await Promise.all(this.endpoints.map((e) => e.close().catch(() => undefined)));
+    const deadline = t0 + deadlineMs;
+    const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+    await Promise.all(this.proxy.pods().map(async (p) => {
+      const drain = (p as { drain?: (ms: number) => Promise<void> }).drain;
+      if (drain) await Promise.race([drain.call(p, deadlineMs).catch(() => undefined), sleep(deadlineMs)]);
+    }));
+    while (this.proxy.connections().length > 0 && Date.now() < deadline) await sleep(50);
+    const left = this.proxy.connections().length;
+    if (left) log.warn({ connections: left }, 'drain deadline reached; closing the remaining connections');
+    await this.proxy.close().catch((err: Error) => log.warn({ err: err.message }, 'closing the proxy failed'));
+    this.redirector?.close();
+    this.sync.stop();
+    log.info({ ms: Date.now() - t0 }, 'agent stopped');
+  }
+}
