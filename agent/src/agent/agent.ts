@@ -60,6 +60,7 @@ export class Agent {
   private enroller?: Enroller;
   private readonly endpoints: Endpoint[] = [];
   private draining = false;
+  private readyTimer?: NodeJS.Timeout;
   private stopped?: Promise<void>;
 
   private constructor(readonly opts: AgentOptions) {
@@ -144,8 +145,16 @@ export class Agent {
         log.error({ err: (err as Error).message }, 'enrolment start-up failed');
       }
     }
-    const r = this.readiness();
-    log.info(r, r.ready ? 'agent ready' : 'agent not ready yet');
+    // Log every readiness transition (the lab waits for "agent ready" in this agent's log).
+    let was: boolean | undefined;
+    const watch = () => {
+      const r = this.readiness();
+      if (r.ready !== was) log.info(r, r.ready ? 'agent ready' : 'agent not ready');
+      was = r.ready;
+    };
+    watch();
+    this.readyTimer = setInterval(watch, 100);
+    this.readyTimer.unref();
   }
 
   readiness(): Readiness {
@@ -196,6 +205,7 @@ export class Agent {
 
   private async doStop(deadlineMs: number): Promise<void> {
     this.draining = true;
+    clearInterval(this.readyTimer);
     const t0 = Date.now();
     log.info({ deadlineMs, connections: this.proxy.connections().length }, 'draining');
     this.enroller?.stop();

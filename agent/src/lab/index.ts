@@ -1,5 +1,7 @@
 // Public API of the lab library (see README.md in this folder).
 export { Lab, labExists } from './lab.js';
+export type { MeshStatus } from './lab.js';
+export { CONTROLLER_PORT, agentId, weftBin, type MeshRuntime, type AgentProcess } from './mesh.js';
 export type { LabUpOptions, LabStatus, NodeStatus, PodStatus, ServiceStatus, AddPodOptions, ExecOptions, ExecResult, ChangeResult, ProbeResult } from './lab.js';
 export { sweep, destroyLab, knownLabs, labHealth, labLeftovers, labProcesses, removeLab } from './sweep.js';
 export type { SweepResult, LabHealth, LabHealthState } from './sweep.js';

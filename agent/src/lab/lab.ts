@@ -23,6 +23,8 @@ import { appLogFile, probeClientPath, spawnInNetns, spawnInPod, startSampleApp }
 import { claimSlot } from './slots.js';
 import { LOG_DIR, readObjects, readRuntime, removeObject, writeObject, writeRuntime, type LabRuntime, type NodeRuntime, type PodRuntime } from './state-store.js';
 import { labHealth, removeLab, type LabHealth } from './sweep.js';
+import { liveAgents, startAgent, startController, stopMesh, stopMeshProcess, type AgentProcess, type MeshRuntime } from './mesh.js';
+import { processAlive } from './process.js';
 
 export interface LabUpOptions {
   /** Lab name: 1-12 lowercase letters/digits (default 'lab'). */
@@ -35,6 +37,13 @@ export interface LabUpOptions {
   onProgress?: (msg: string) => void;
   /** Aborting stops the build between steps; what was made is removed and up() rejects. */
   signal?: AbortSignal;
+  /** Start the controller and one agent per node (default false in the library; `weft lab up` starts them). */
+  mesh?: boolean;
+}
+
+export interface MeshStatus {
+  controller?: { pid: number; alive: boolean; listen: string; caRoot: string; log: string } | undefined;
+  agents: Array<{ node: string; pid: number; generation: number; alive: boolean; log: string }>;
 }
 
 export interface NodeStatus {
@@ -80,6 +89,8 @@ export interface LabStatus {
   nodes: NodeStatus[];
   pods: PodStatus[];
   services: ServiceStatus[];
+  /** present when the lab runs the mesh (controller and agents) */
+  mesh?: MeshStatus;
 }
 
 export interface AddPodOptions {
@@ -166,7 +177,7 @@ export class Lab {
         await removeLab(name);
       }
       try {
-        await lab.build(nodes, podsPerNode, progress, options.signal);
+        await lab.build(nodes, podsPerNode, progress, options.signal, options.mesh ?? false);
       } catch (err) {
         progress(`build failed, removing what was made: ${(err as Error).message}`);
         await removeLab(name).catch(() => undefined);
@@ -184,7 +195,7 @@ export class Lab {
     return lab;
   }
 
-  private async build(nodeCount: number, podsPerNode: number, progress: (m: string) => void, signal?: AbortSignal): Promise<void> {
+  private async build(nodeCount: number, podsPerNode: number, progress: (m: string) => void, signal?: AbortSignal, mesh = false): Promise<void> {
     signal?.throwIfAborted();
     const slot = claimSlot(this.name);
     const plan = addressPlan(slot);
@@ -229,9 +240,13 @@ export class Lab {
       progress(`starting ${placements.length} pod(s): netns, veth, cgroup and sample app each`);
       await this.startPods(rt, plan, placements.map((p) => ({ placement: p })), progress, signal);
     }
+    if (mesh) {
+      signal?.throwIfAborted();
+      await this.startMeshLocked(rt, progress);
+    }
     rt.phase = 'up';
     writeRuntime(this.stateDir, rt);
-    progress(`lab '${this.name}' is up: ${nodeCount} node(s), ${placements.length} pod(s)`);
+    progress(`lab '${this.name}' is up: ${nodeCount} node(s), ${placements.length} pod(s)${mesh ? ', controller and an agent per node' : ''}`);
   }
 
   /** The runtime record; throws LabNotFoundError when the lab is gone. */
@@ -311,6 +326,97 @@ export class Lab {
     await withLabLock(this.name, () => removeLab(this.name));
   }
 
+  private async startMeshLocked(rt: LabRuntime, progress: (m: string) => void): Promise<void> {
+    const mesh: MeshRuntime = rt.mesh ?? { agents: [], nextGeneration: 1 };
+    rt.mesh = mesh;
+    try {
+      if (!mesh.controller || !processAlive(mesh.controller.pid, mesh.controller.pidStart || undefined)) {
+        progress(`starting the controller in ${rt.fabric.netnsName} (weft controller --source dir:${this.stateDir})`);
+        await startController(this.name, this.stateDir, rt, mesh);
+      }
+      progress(`starting an agent on ${rt.nodes.length} node(s)`);
+      await Promise.all(rt.nodes.filter((n) => liveAgents(mesh, n.name).length === 0).map(async (n) => {
+        await startAgent(this.name, this.stateDir, rt, mesh, n.name);
+        progress(`  agent on ${n.name} is ready`);
+      }));
+    } finally {
+      writeRuntime(this.stateDir, rt);
+    }
+  }
+
+  /** Starts the controller and an agent per node where none runs (a lab built without them). */
+  async startMesh(onProgress: (m: string) => void = () => undefined): Promise<void> {
+    requireRoot();
+    await withLabLock(this.name, () => this.startMeshLocked(this.runtime(), onProgress));
+  }
+
+  /** Stops the agents and the controller (SIGTERM, then SIGKILL); pins stay until `down`. */
+  async stopMesh(): Promise<void> {
+    requireRoot();
+    await withLabLock(this.name, async () => {
+      const rt = this.runtime();
+      if (rt.mesh) await stopMesh(rt.mesh);
+      delete rt.mesh;
+      writeRuntime(this.stateDir, rt);
+    });
+  }
+
+  private async withMesh<T>(f: (rt: LabRuntime, mesh: MeshRuntime) => Promise<T>): Promise<T> {
+    requireRoot();
+    return withLabLock(this.name, async () => {
+      const rt = this.runtime();
+      if (!rt.mesh) throw new InvalidArgumentError('lab', `lab '${this.name}' does not run the mesh (start it with lab.startMesh() or weft lab up)`);
+      try {
+        return await f(rt, rt.mesh);
+      } finally {
+        rt.mesh.agents = rt.mesh.agents.filter((a) => processAlive(a.pid, a.pidStart || undefined));
+        writeRuntime(this.stateDir, rt);
+      }
+    }, 60_000);
+  }
+
+  /**
+   * Upgrade without loss (issue 6): a new agent starts beside the old one (SO_REUSEPORT), and
+   * once it is ready the old one gets SIGTERM and drains. Returns the new agent's pid.
+   */
+  async restartAgent(node: string, options: { drainDeadline?: string } = {}): Promise<{ oldPids: number[]; pid: number }> {
+    return this.withMesh(async (rt, mesh) => {
+      const old = liveAgents(mesh, node);
+      const p = await startAgent(this.name, this.stateDir, rt, mesh, node, options);
+      await Promise.all(old.map((a) => stopMeshProcess(a, 'SIGTERM', 30_000)));
+      return { oldPids: old.map((a) => a.pid), pid: p.pid };
+    });
+  }
+
+  /** Signals every agent of `node` (SIGTERM drains; SIGKILL is a crash) and waits for it to exit. */
+  async stopAgent(node: string, signal: NodeJS.Signals = 'SIGTERM'): Promise<number[]> {
+    return this.withMesh(async (_rt, mesh) => {
+      const old = liveAgents(mesh, node);
+      await Promise.all(old.map((a) => stopMeshProcess(a, signal, 30_000)));
+      return old.map((a) => a.pid);
+    });
+  }
+
+  /** Starts an agent for `node` (beside any running one) and waits until it is ready. */
+  async startAgent(node: string): Promise<number> {
+    return this.withMesh(async (rt, mesh) => (await startAgent(this.name, this.stateDir, rt, mesh, node)).pid);
+  }
+
+  /** Stops the controller (agents keep serving with their last state). */
+  async stopController(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    await this.withMesh(async (_rt, mesh) => {
+      if (mesh.controller) await stopMeshProcess(mesh.controller, signal);
+    });
+  }
+
+  /** Starts the controller again (same CA and token key). */
+  async startController(): Promise<void> {
+    await this.withMesh(async (rt, mesh) => {
+      if (mesh.controller && processAlive(mesh.controller.pid, mesh.controller.pidStart || undefined)) return;
+      await startController(this.name, this.stateDir, rt, mesh);
+    });
+  }
+
   /** healthy / broken (with the reason) / busy / absent. */
   health(): LabHealth {
     return labHealth(this.name);
@@ -338,6 +444,7 @@ export class Lab {
       nodes: rt.nodes.map((n) => ({ name: n.name, netns: netnsPath(n.netnsName), ip: n.ip, podCIDR: n.podCidr, cgroup: n.cgroup })),
       pods: rt.pods.map((p) => this.podStatusOf(p, objects)),
       services,
+      ...(rt.mesh ? { mesh: meshStatus(rt.mesh) } : {}),
     };
   }
 
@@ -611,6 +718,15 @@ export class Lab {
       return results;
     });
   }
+}
+
+function meshStatus(m: MeshRuntime): MeshStatus {
+  const alive = (p: { pid: number; pidStart: string }) => processAlive(p.pid, p.pidStart || undefined);
+  const c = m.controller;
+  return {
+    controller: c ? { pid: c.pid, alive: alive(c), listen: c.listen, caRoot: c.caRoot, log: c.log } : undefined,
+    agents: m.agents.map((a: AgentProcess) => ({ node: a.node, pid: a.pid, generation: a.generation, alive: alive(a), log: a.log })),
+  };
 }
 
 export function requireRoot(): void {

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
 import { writeFileAtomic } from './atomic-file.js';
 import { isNamespaced, objectKey, type ManifestObject } from './manifests.js';
+import type { MeshRuntime } from './mesh.js';
 
 export interface NodeRuntime {
   name: string;
@@ -48,6 +49,8 @@ export interface LabRuntime {
   fabric: { netnsName: string; bridge: string; ip: string };
   nodes: NodeRuntime[];
   pods: PodRuntime[];
+  /** the controller and agents, when the lab runs the mesh */
+  mesh?: MeshRuntime;
 }
 
 export const RUNTIME_FILE = 'runtime.json';

@@ -13,6 +13,7 @@ import { deleteNetnses, listNetns } from './network.js';
 import { processAlive } from './process.js';
 import { releaseSlots, slotsOf } from './slots.js';
 import { readRuntime } from './state-store.js';
+import { stopMesh } from './mesh.js';
 
 export type LabHealthState = 'absent' | 'busy' | 'healthy' | 'broken';
 
@@ -137,6 +138,8 @@ export async function removeLab(lab: string): Promise<void> {
     }
     await new Promise((r) => setTimeout(r, 20));
   }
+  // The agents and the controller first, gracefully (SIGTERM, then SIGKILL).
+  if (rt?.mesh) await stopMesh(rt.mesh, 3000).catch((e) => errors.push(e));
   const cgroups = labCgroups(root, lab);
   for (const cg of cgroups) await killCgroupTree(cg).catch((e) => errors.push(e));
   // Apps that somehow left their cgroup: the recorded pid, if it is still that process.

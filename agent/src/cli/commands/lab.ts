@@ -56,8 +56,9 @@ Options:
 ${NAME_HELP}
   --nodes N          number of nodes, 1-15 (default 2)
   --pods-per-node M  pods per node in the default layout (default 2)
+  --no-mesh          do not start the controller and the per-node agents
   -o, --output FMT   table (default) or json: the status once the lab is up`,
-  options: { ...nameOption, nodes: { type: 'string' }, 'pods-per-node': { type: 'string' }, ...outputOption },
+  options: { ...nameOption, nodes: { type: 'string' }, 'pods-per-node': { type: 'string' }, 'no-mesh': { type: 'boolean' }, ...outputOption },
   async run(args, io) {
     const format = outputFormat(args);
     const name = labName(args);
@@ -76,6 +77,7 @@ ${NAME_HELP}
         podsPerNode: intFlag(args, 'pods-per-node', 2),
         onProgress: (m) => io.err(`${m}\n`),
         signal: abort.signal,
+        mesh: args.values['no-mesh'] !== true,
       });
       if (abort.signal.aborted) {
         await lab.down();
@@ -321,6 +323,22 @@ async function runDemo(name: string, exitAtOnce: boolean, io: Io): Promise<numbe
   }
 }
 
+const restartAgent: Command = {
+  name: 'restart-agent',
+  summary: "Restart a node's agent without dropping connections (new beside old, then SIGTERM the old)",
+  usage: ['weft lab restart-agent [--name NAME] [--drain-deadline 5s] NODE'],
+  options: { ...nameOption, 'drain-deadline': { type: 'string' } },
+  positionals: { min: 1, max: 1 },
+  async run(args, io) {
+    const lab = await Lab.open(labName(args));
+    const node = args.positionals[0]!;
+    const dd = args.values['drain-deadline'];
+    const r = await lab.restartAgent(node, typeof dd === 'string' ? { drainDeadline: dd } : {});
+    io.err(`agent on ${node}: pid ${r.pid} ready; old agent(s) ${r.oldPids.join(', ') || 'none'} drained and stopped\n`);
+    return 0;
+  },
+};
+
 export const labCommand: Command = {
   name: 'lab',
   summary: 'A multi-node cluster in network namespaces, for tests, demos and benchmarks',
@@ -328,5 +346,5 @@ export const labCommand: Command = {
   help: `The lab is a small cluster on this machine: nodes and pods are network namespaces, each pod
 runs a sample app in a kubelet-style cgroup, and the cluster state is kept as Kubernetes
 manifests in /var/run/weft/lab/<name>/. Needs root. See agent/src/lab/README.md.`,
-  subcommands: [up, status, exec, apply, del, label, down, sweepCmd, demo],
+  subcommands: [up, status, exec, apply, del, label, down, sweepCmd, demo, restartAgent],
 };

@@ -15,8 +15,9 @@ export const workloadsCommand: Command = {
       io.out(JSON.stringify(dump.workloads, null, 2) + '\n');
       return 0;
     }
-    io.out(table(['NAMESPACE', 'NAME', 'ADDRESS', 'NODE', 'PROTOCOL', 'SERVICE ACCOUNT', 'STATUS'],
-      dump.workloads.map((w) => [w.namespace, w.name, w.addresses.join(',') || '-', w.node || '-', w.protocol, w.serviceAccount, w.status])));
+    // ENROLMENT: what this node's agent did with its own mesh pods (enrolled/pending/failed).
+    io.out(table(['NAMESPACE', 'NAME', 'ADDRESS', 'NODE', 'PROTOCOL', 'SERVICE ACCOUNT', 'STATUS', 'ENROLMENT'],
+      dump.workloads.map((w) => [w.namespace, w.name, w.addresses.join(',') || '-', w.node || '-', w.protocol, w.serviceAccount, w.status, (w as { enrolment?: string }).enrolment ?? '-'])));
     return 0;
   },
 };
