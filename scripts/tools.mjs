@@ -12,6 +12,12 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const HELM_VERSION = 'v3.19.5';
+// What helm's Makefile stamps into release binaries: its version, and the Kubernetes version of
+// its client-go (v0.34 -> 1.34), which `helm template` and `helm lint` assume for kubeVersion.
+const HELM_LDFLAGS = [
+  `-X helm.sh/helm/v3/internal/version.version=${HELM_VERSION}`,
+  ...['pkg/lint/rules', 'pkg/chartutil'].flatMap((p) => [`-X helm.sh/helm/v3/${p}.k8sVersionMajor=1`, `-X helm.sh/helm/v3/${p}.k8sVersionMinor=34`]),
+].join(' ');
 export const KUBE_VALIDATE_VERSION = '1.34.1';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -34,13 +40,13 @@ function runOrThrow(cmd, args, env) {
 
 /** Path of helm HELM_VERSION, built with `go install` the first time (minutes on 2 cores). */
 export function ensureHelm() {
-  const dir = join(toolsDir, 'helm', HELM_VERSION);
+  const dir = join(toolsDir, 'helm', `${HELM_VERSION}-k1.34`);
   const bin = join(dir, 'helm');
   if (existsSync(bin)) return bin;
   const go = which('go');
   if (!go) throw new MissingToolchain('go is not installed (needed to build helm: go install helm.sh/helm/v3/cmd/helm)');
   mkdirSync(dir, { recursive: true });
-  runOrThrow(go, ['install', `helm.sh/helm/v3/cmd/helm@${HELM_VERSION}`], { GOBIN: dir, GOFLAGS: '-buildvcs=false' });
+  runOrThrow(go, ['install', '-trimpath', '-ldflags', HELM_LDFLAGS, `helm.sh/helm/v3/cmd/helm@${HELM_VERSION}`], { GOBIN: dir, GOFLAGS: '-buildvcs=false' });
   if (!existsSync(bin)) throw new Error(`go install finished but ${bin} is missing`);
   return bin;
 }

@@ -10,6 +10,7 @@ import { main } from '../../agent/src/cli/main.js';
 import { VERSION } from '../../agent/src/common/version.js';
 import { staleChartFiles } from '../../agent/src/deploy/chart.js';
 import { parseObjects } from '../../agent/src/deploy/render.js';
+import { MIN_KUBERNETES } from '../../agent/src/deploy/kube-check.js';
 import { helm, tool } from '../helpers/deploy-tools.js';
 
 type Obj = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string } };
@@ -39,6 +40,18 @@ describe('helm chart (deploy/helm/weft)', { skip, timeout: 25 * 60_000 }, () => 
   const dir = mkdtempSync(join(tmpdir(), 'weft-helm-test-'));
   after(() => rmSync(dir, { recursive: true, force: true }));
   const valuesFile = join(dir, 'values.yaml');
+  // Strings YAML and Go templates treat specially: quotes, backslashes, printf verbs, comment and
+  // mapping characters, non-ASCII, newlines, YAML 1.1 booleans and octal-looking numbers.
+  const trickyFile = join(dir, 'tricky.yaml');
+  before(() => writeFileSync(trickyFile, [
+    'trustDomain: "td \\"quoted\\" back\\\\slash %s %v %% #not-a-comment: ü 雪\\nsecond line"',
+    'image: { repository: "repo%d/x:y", tag: "on" }',
+    'agent:',
+    '  tokenAudience: "yes"',
+    '  nodeSelector: { "on": "off", "a.b/c": "null", "x": "0o17", "y": "1e3", "z": "" }',
+    'podMonitor: { enabled: true, interval: "012", labels: { "true": "~", "k": "- item" } }',
+    '',
+  ].join('\n')));
   before(() => writeFileSync(valuesFile, [
     'agent:',
     '  resources: { requests: { cpu: 250m, memory: 256Mi }, limits: { cpu: "2", memory: 2Gi } }',
@@ -66,6 +79,7 @@ describe('helm chart (deploy/helm/weft)', { skip, timeout: 25 * 60_000 }, () => 
 
   const cases: { name: string; ns: string; args: string[] }[] = [
     { name: 'default values', ns: 'weft-system', args: [] },
+    { name: 'strings YAML and Go templates treat specially', ns: 'weft-system', args: ['-f', '@tricky'] },
     {
       name: 'non-default values (--set, --set-string, a values file)', ns: 'mesh',
       args: [
@@ -82,7 +96,7 @@ describe('helm chart (deploy/helm/weft)', { skip, timeout: 25 * 60_000 }, () => 
   ];
   for (const c of cases) {
     it(`helm template and weft manifest render the same objects: ${c.name}`, async () => {
-      const args = c.args.map((a) => (a === '@values' ? valuesFile : a));
+      const args = c.args.map((a) => (a === '@values' ? valuesFile : a === '@tricky' ? trickyFile : a));
       const h = helm(helmPath, ['template', 'weft', 'deploy/helm/weft', '--namespace', c.ns, '--include-crds', '--kube-version', '1.31.0', ...args]);
       assert.equal(h.code, 0, h.err);
       const w = await weftManifest(['--namespace', c.ns, ...args]);
@@ -97,7 +111,11 @@ describe('helm chart (deploy/helm/weft)', { skip, timeout: 25 * 60_000 }, () => 
       for (const [k, o] of fromHelm) assert.deepEqual(fromWeft.get(k), o, `object ${k} differs`);
       // The values really took effect (so equality is not two renderings of the defaults).
       const ds = fromHelm.get(`DaemonSet/${c.ns}/weft-agent`) as unknown as { spec: { template: { spec: { hostNetwork: boolean; containers: { image: string }[] } } } };
-      if (c.args.length) {
+      if (c.args[1] === '@tricky') {
+        const e = (ds.spec.template.spec.containers[0] as unknown as { env: { name: string; value?: string }[] }).env;
+        assert.equal(e.find((x) => x.name === 'WEFT_TRUST_DOMAIN')!.value, 'td "quoted" back\\slash %s %v %% #not-a-comment: ü 雪\nsecond line');
+        assert.equal(ds.spec.template.spec.containers[0]!.image, 'repo%d/x:y:on');
+      } else if (c.args.length) {
         assert.equal(ds.spec.template.spec.hostNetwork, true);
         assert.equal(ds.spec.template.spec.containers[0]!.image, 'registry.example/weft:1234');
         assert.ok(fromHelm.has(`PodMonitor/${c.ns}/weft-agent`));
@@ -108,6 +126,13 @@ describe('helm chart (deploy/helm/weft)', { skip, timeout: 25 * 60_000 }, () => 
       }
     });
   }
+
+  it('the chart refuses Kubernetes older than the minimum weft check --kube enforces', () => {
+    const old = helm(helmPath, ['template', 'weft', 'deploy/helm/weft', '--kube-version', '1.26.9']);
+    assert.notEqual(old.code, 0);
+    assert.match(old.err, /chart requires kubeVersion: >=1\.27\.0-0/);
+    assert.equal(helm(helmPath, ['template', 'weft', 'deploy/helm/weft', '--kube-version', `${MIN_KUBERNETES.join('.')}.0`]).code, 0);
+  });
 
   const refused: [string, string[]][] = [
     ['a value outside its enum', ['--set', 'logLevel=loud']],
