@@ -36,7 +36,7 @@ export const VALUES_SPEC: Spec = {
   agent: {
     hostNetwork: {
       type: 'boolean', default: false,
-      doc: 'Run the agent in the node\'s network namespace. Not needed: the agent enters pod network\nnamespaces through /proc/<pid>/ns/net; turn on only if your CNI requires node-netns probes.',
+      doc: 'Run the agent in the node\'s network namespace. Not needed: the agent enters pod network\nnamespaces through /proc/<pid>/ns/net. With it, the old and new agent share the node\'s ports\n15020/15021 during a surge update (the agent binds them with SO_REUSEPORT).',
     },
     tokenAudience: { type: 'string', default: 'weft', doc: 'Audience of the projected service-account token the agent presents to the controller.' },
     terminationGracePeriodSeconds: { type: 'integer', default: 30, minimum: 1, doc: 'How long Kubernetes waits for an agent to stop; keep it above drainDeadlineSeconds.' },
