@@ -1,6 +1,6 @@
 import { outputFormat, outputOption, type Command } from '../command.js';
 import { runNodeChecks } from '../../preflight/node-checks.js';
-import { assertKubeOnlyFlags, checkKube, KUBE_CHECK_HELP, kubeCheckOptions } from './check-kube.js';
+import { assertKubeOnlyFlags, checkKube, KUBE_CHECK_HELP, kubeCheckOptions, printChecks } from './check-kube.js';
 
 export const checkCommand: Command = {
   name: 'check',
@@ -19,18 +19,6 @@ ${KUBE_CHECK_HELP}`,
     assertKubeOnlyFlags(args);
     if (args.values.kube) return checkKube(args, io);
     const format = outputFormat(args);
-    const results = await runNodeChecks();
-    const ok = results.every((r) => r.ok || !r.required);
-    if (format === 'json') {
-      io.out(JSON.stringify({ ok, checks: results }, null, 2) + '\n');
-    } else {
-      const width = Math.max(...results.map((r) => r.name.length));
-      for (const r of results) {
-        io.out(`${r.ok ? 'ok  ' : r.required ? 'FAIL' : 'warn'}  ${r.name.padEnd(width)}  ${r.detail}\n`);
-        if (!r.ok && r.hint) io.out(`      ${' '.repeat(width)}  hint: ${r.hint}\n`);
-      }
-      io.out(ok ? 'This node can run Weft.\n' : 'This node cannot run Weft yet: fix the FAIL lines above.\n');
-    }
-    return ok ? 0 : 1;
+    return printChecks(await runNodeChecks(), format, io, ['This node can run Weft.', 'This node cannot run Weft yet: fix the FAIL lines above.']);
   },
 };
