@@ -21,6 +21,8 @@ export class KubeApiDouble {
   readonly requests: RequestLog[] = [];
   /** path -> HTTP status to answer with (e.g. 403 for RBAC, 500) */
   readonly failures = new Map<string, number>();
+  /** paths that never answer (a hung API server or proxy) */
+  readonly hang = new Set<string>();
   private server: Server | undefined;
   private dir: string | undefined;
   port = 0;
@@ -64,6 +66,7 @@ export class KubeApiDouble {
     };
     const status = (code: number, reason: string, message: string) => send(code, { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, code });
     const notFound = (resource: string, name: string) => status(404, 'NotFound', `${resource} "${name}" not found`);
+    if (this.hang.has(path)) return;
     const injected = this.failures.get(path);
     if (injected) return status(injected, injected === 403 ? 'Forbidden' : 'InternalError', `injected ${injected} for ${path}`);
     if (req.method !== 'GET') return status(405, 'MethodNotAllowed', `${req.method} is not supported by the double`);

@@ -37,6 +37,7 @@ describe('weft check --kube', () => {
   beforeEach(() => {
     for (const t of [api.nodes, api.crds, api.deployments, api.daemonsets, api.pods]) t.clear();
     api.failures.clear();
+    api.hang.clear();
     api.gitVersion = 'v1.31.2';
     for (const name of WEFT_CRDS) api.put(api.crds, crd(name));
     api.put(api.deployments, deployment(NS, 'weft-controller', 1, 1));
@@ -145,6 +146,20 @@ describe('weft check --kube', () => {
     assert.match(line(r.out, 'nodes')!, /^FAIL .*HTTP 403/);
   });
 
+  it('a request that never answers fails its check after --timeout instead of hanging', async () => {
+    api.hang.add('/api/v1/nodes');
+    const started = Date.now();
+    const r = await run(api, '--timeout', '0.3');
+    assert.equal(r.code, 1);
+    assert.match(line(r.out, 'nodes')!, /^FAIL .*list nodes: no answer within 300 ms/);
+    assert.ok(Date.now() - started < 5000);
+    api.hang.add('/version');
+    let err = '';
+    const code = await main(['check', '--kube', '--kubeconfig', api.kubeconfigFile(), '--timeout', '0.3'], { out: () => {}, err: (t) => (err += t) });
+    assert.equal(code, 1);
+    assert.match(err, /GET \/version: no answer within 300 ms.*WEFT_E_KUBE_UNREACHABLE/);
+  });
+
   it('looks in the namespace given with --namespace', async () => {
     const r = await run(api, '--namespace', 'mesh');
     assert.equal(r.code, 1);
@@ -176,5 +191,8 @@ describe('weft check --kube', () => {
     err = '';
     assert.equal(await main(['check', '--kubeconfig', 'x'], { out: () => {}, err: (t) => (err += t) }), 2);
     assert.match(err, /need --kube/);
+    err = '';
+    assert.equal(await main(['check', '--kube', '--timeout=-1'], { out: () => {}, err: (t) => (err += t) }), 2);
+    assert.match(err, /--timeout must be a positive number/);
   });
 });

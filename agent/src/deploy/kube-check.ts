@@ -27,6 +27,20 @@ export interface KubeCheckOptions {
   namespace?: string;
   /** a ready KubeConfig (tests); otherwise loaded from kubeconfig / $KUBECONFIG / in-cluster */
   kubeConfig?: KubeConfig;
+  /** per API request; a server that does not answer fails the check instead of hanging it */
+  timeoutMs?: number;
+}
+
+export const DEFAULT_KUBE_TIMEOUT_MS = 15_000;
+
+class TimeoutError extends Error {}
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const t = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new TimeoutError(`${what}: no answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([p, t]).finally(() => clearTimeout(timer));
 }
 
 export function loadKubeConfig(path?: string): KubeConfig {
@@ -42,6 +56,7 @@ export function loadKubeConfig(path?: string): KubeConfig {
 }
 
 const reason = (err: unknown): string => {
+  if (err instanceof TimeoutError) return err.message;
   const e = err as { code?: number; statusCode?: number; body?: unknown; message?: string };
   const code = e.code ?? e.statusCode;
   return code ? `HTTP ${code}` : (e.message ?? String(err)).split('\n')[0]!;
@@ -79,6 +94,7 @@ export function parseNodeChecks(text: string | undefined): NodeChecksReport | Er
 export async function runKubeChecks(opts: KubeCheckOptions = {}): Promise<CheckResult[]> {
   const kc = opts.kubeConfig ?? loadKubeConfig(opts.kubeconfig);
   const ns = opts.namespace ?? DEFAULT_NAMESPACE;
+  const ms = opts.timeoutMs ?? DEFAULT_KUBE_TIMEOUT_MS;
   const core = kc.makeApiClient(CoreV1Api);
   const apps = kc.makeApiClient(AppsV1Api);
   const ext = kc.makeApiClient(ApiextensionsV1Api);
@@ -87,7 +103,7 @@ export async function runKubeChecks(opts: KubeCheckOptions = {}): Promise<CheckR
   // 1. The API server, and its version.
   let git: string;
   try {
-    git = (await kc.makeApiClient(VersionApi).getCode()).gitVersion;
+    git = (await withTimeout(kc.makeApiClient(VersionApi).getCode(), ms, 'GET /version')).gitVersion;
   } catch (err) {
     throw new KubeUnreachableError(`${kc.getCurrentCluster()?.server ?? 'the API server'}: ${reason(err)}`);
   }
@@ -103,7 +119,7 @@ export async function runKubeChecks(opts: KubeCheckOptions = {}): Promise<CheckR
     let detail: string;
     let ok = false;
     try {
-      const crd = await ext.readCustomResourceDefinition({ name });
+      const crd = await withTimeout(ext.readCustomResourceDefinition({ name }), ms, `GET crd ${name}`);
       const established = (crd.status?.conditions ?? []).some((c) => c.type === 'Established' && c.status === 'True');
       const served = (crd.spec.versions ?? []).some((x) => x.name === 'v1' && x.served);
       ok = established && served;
@@ -120,7 +136,7 @@ export async function runKubeChecks(opts: KubeCheckOptions = {}): Promise<CheckR
   // 3. The controller.
   let dep: V1Deployment | undefined;
   try {
-    dep = await apps.readNamespacedDeployment({ name: CONTROLLER, namespace: ns });
+    dep = await withTimeout(apps.readNamespacedDeployment({ name: CONTROLLER, namespace: ns }), ms, 'GET deployment');
   } catch (err) {
     results.push({
       name: 'controller', ok: false, required: true,
@@ -141,7 +157,7 @@ export async function runKubeChecks(opts: KubeCheckOptions = {}): Promise<CheckR
   // 4. The agents: the DaemonSet, then one ready agent pod per node it selects.
   let ds: V1DaemonSet | undefined;
   try {
-    ds = await apps.readNamespacedDaemonSet({ name: AGENT, namespace: ns });
+    ds = await withTimeout(apps.readNamespacedDaemonSet({ name: AGENT, namespace: ns }), ms, 'GET daemonset');
     const s = ds.status;
     results.push({ name: 'agent daemonset', ok: true, required: true, detail: `${s?.numberReady ?? 0}/${s?.desiredNumberScheduled ?? 0} agents ready (${ns}/${AGENT})` });
   } catch (err) {
@@ -154,8 +170,8 @@ export async function runKubeChecks(opts: KubeCheckOptions = {}): Promise<CheckR
   let nodes: V1Node[] = [];
   let pods: V1Pod[] = [];
   try {
-    nodes = (await core.listNode()).items;
-    pods = (await core.listNamespacedPod({ namespace: ns, labelSelector: `app.kubernetes.io/name=${AGENT}` })).items;
+    nodes = (await withTimeout(core.listNode(), ms, 'list nodes')).items;
+    pods = (await withTimeout(core.listNamespacedPod({ namespace: ns, labelSelector: `app.kubernetes.io/name=${AGENT}` }), ms, 'list agent pods')).items;
   } catch (err) {
     results.push({ name: 'nodes', ok: false, required: true, detail: `cannot list nodes or agent pods: ${reason(err)}`, hint: 'check your RBAC: list nodes, list pods in the Weft namespace' });
     return results;
