@@ -69,6 +69,21 @@ export class KubeApiDouble {
     if (this.hang.has(path)) return;
     const injected = this.failures.get(path);
     if (injected) return status(injected, injected === 403 ? 'Forbidden' : 'InternalError', `injected ${injected} for ${path}`);
+    const nodePatch = /^\/api\/v1\/nodes\/([^/]+)$/.exec(path);
+    if (req.method === 'PATCH' && nodePatch) {
+      const type = (req.headers['content-type'] ?? '').split(';')[0];
+      if (type !== 'application/merge-patch+json') return status(415, 'UnsupportedMediaType', `the double accepts merge patches on nodes, not ${type}`);
+      let body = '';
+      req.on('data', (d: Buffer) => (body += d.toString()));
+      req.on('end', () => {
+        const o = this.nodes.get(nodePatch[1]!);
+        if (!o) return notFound('nodes', nodePatch[1]!);
+        const patched = mergePatch(o, JSON.parse(body)) as KubeObject;
+        this.nodes.set(nodePatch[1]!, patched);
+        send(200, patched);
+      });
+      return;
+    }
     if (req.method !== 'GET') return status(405, 'MethodNotAllowed', `${req.method} is not supported by the double`);
     const list = (kind: string, apiVersion: string, items: KubeObject[]) => send(200, { kind: `${kind}List`, apiVersion, metadata: { resourceVersion: '1' }, items });
     let m: RegExpExecArray | null;
@@ -124,6 +139,17 @@ export class KubeApiDouble {
       return true;
     });
   }
+}
+
+/** RFC 7386 JSON merge patch, as the API server applies application/merge-patch+json. */
+export function mergePatch(target: unknown, patch: unknown): unknown {
+  if (patch === null || typeof patch !== 'object' || Array.isArray(patch)) return patch;
+  const out: Record<string, unknown> = target && typeof target === 'object' && !Array.isArray(target) ? { ...(target as Record<string, unknown>) } : {};
+  for (const [k, v] of Object.entries(patch)) {
+    if (v === null) delete out[k];
+    else out[k] = mergePatch(out[k], v);
+  }
+  return out;
 }
 
 // ---- builders for the objects a healthy Weft install shows

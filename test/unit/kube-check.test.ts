@@ -6,19 +6,20 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { main } from '../../agent/src/cli/main.js';
 import { NODE_CHECKS_ANNOTATION } from '../../agent/src/deploy/objects.js';
-import { WEFT_CRDS } from '../../agent/src/deploy/kube-check.js';
-import { checkBpfFeatures, checkBtf, checkKernel, type CheckResult } from '../../agent/src/preflight/node-checks.js';
+import { loadKubeConfig, WEFT_CRDS } from '../../agent/src/deploy/kube-check.js';
+import { nodeChecksAnnotation, publishNodeChecks } from '../../agent/src/deploy/node-checks-annotation.js';
+import { checkBpfFeatures, checkKernel, type CheckResult } from '../../agent/src/preflight/node-checks.js';
 import { KubeApiDouble, crd, daemonset, deployment, node, pod } from '../helpers/kube-api-double.js';
 
 const NS = 'weft-system';
 const AGENT_LABELS = { 'app.kubernetes.io/name': 'weft-agent' };
 
 // What an agent publishes: the node preflight's own results, serialized as the agent does.
+// (BTF as an agent on a BTF kernel reports it; this machine's own BTF must not matter here.)
+const btfOk: CheckResult = { name: 'btf', ok: true, required: true, detail: '/sys/kernel/btf/vmlinux present' };
 const allProbes = { probeProgType: () => true, probeHelper: () => true };
-function report(checks: CheckResult[]): string {
-  return JSON.stringify({ version: '0.1.0', time: '2026-11-25T22:00:00Z', ok: checks.every((c) => c.ok || !c.required), checks });
-}
-const healthyReport = () => report([checkKernel('6.8.0-45-generic'), checkBtf(), ...checkBpfFeatures(allProbes)]);
+const report = (checks: CheckResult[]): string => nodeChecksAnnotation(checks, '0.1.0');
+const healthyReport = () => report([checkKernel('6.8.0-45-generic'), btfOk, ...checkBpfFeatures(allProbes)]);
 
 async function run(api: KubeApiDouble, ...extra: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = '';
@@ -114,7 +115,7 @@ describe('weft check --kube', () => {
 
   it('fails for a node whose kernel lacks a feature, as its agent reported it', async () => {
     const noSkAssign = { probeProgType: () => true, probeHelper: (_t: string, h: string) => h !== 'sk_assign' };
-    api.put(api.nodes, node('node-b', { kernel: '5.10.0', annotations: { [NODE_CHECKS_ANNOTATION]: report([checkKernel('5.10.0'), checkBtf(), ...checkBpfFeatures(noSkAssign)]) } }));
+    api.put(api.nodes, node('node-b', { kernel: '5.10.0', annotations: { [NODE_CHECKS_ANNOTATION]: report([checkKernel('5.10.0'), btfOk, ...checkBpfFeatures(noSkAssign)]) } }));
     const r = await run(api);
     assert.equal(r.code, 1);
     assert.match(line(r.out, 'node node-b kernel')!, /^FAIL .*5\.10\.0 \(need >= 5\.15\)/);
@@ -130,6 +131,25 @@ describe('weft check --kube', () => {
     assert.equal(r.code, 1);
     assert.match(line(r.out, 'node node-a checks')!, /^FAIL .*has not published weft\.io\/node-checks/);
     assert.match(line(r.out, 'node node-b checks')!, /^FAIL .*unreadable/);
+  });
+
+  it('what an agent publishes with publishNodeChecks is what weft check --kube reports', async () => {
+    api.put(api.nodes, node('node-b', { labels: { team: 'x' }, annotations: { other: 'kept' } }));
+    const kc = loadKubeConfig(api.kubeconfigFile());
+    await publishNodeChecks(kc, 'node-b', [checkKernel('5.4.0'), btfOk], '0.1.0');
+    const patched = api.nodes.get('node-b')!;
+    assert.equal(patched.metadata.annotations!.other, 'kept', 'other annotations are untouched');
+    assert.equal(patched.metadata.labels!.team, 'x', 'labels are untouched');
+    const payload = JSON.parse(patched.metadata.annotations![NODE_CHECKS_ANNOTATION]!) as { ok: boolean; version: string; checks: CheckResult[] };
+    assert.equal(payload.ok, false);
+    assert.equal(payload.version, '0.1.0');
+    const r = await run(api);
+    assert.equal(r.code, 1);
+    assert.match(line(r.out, 'node node-b kernel')!, /^FAIL .*5\.4\.0/);
+    // Publishing again replaces the value: the node is healthy now.
+    await publishNodeChecks(kc, 'node-b', [checkKernel('6.1.0'), btfOk], '0.1.0');
+    assert.equal((await run(api)).code, 0);
+    await assert.rejects(publishNodeChecks(kc, 'no-such-node', [], '0.1.0'), (e: Error & { code?: string }) => e.code === 'WEFT_E_NODE_CHECKS_PUBLISH' && /no-such-node: HTTP 404/.test(e.message));
   });
 
   it('fails on a server older than the minimum', async () => {
