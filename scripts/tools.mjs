@@ -3,7 +3,8 @@
 // (node_modules/.cache/weft-tools: survives `node-gyp rebuild`, which wipes build/):
 //   helm                 `go install helm.sh/helm/v3/cmd/helm@HELM_VERSION` (the Go module proxy)
 //   kubernetes-validate  `pip install --target` from PyPI: Kubernetes' OpenAPI schemas as JSON schema
-// Usage: node scripts/tools.mjs helm|kubernetes-validate  -> prints the tool's path on stdout.
+//   prometheus-operator-crds  `go mod download` of the Prometheus Operator: its CRDs (PodMonitor)
+// Usage: node scripts/tools.mjs helm|kubernetes-validate|prometheus-operator-crds  -> prints the path on stdout.
 // Exit 3 when the toolchain (go, python3/pip) is missing; under CI=true that is exit 1 with a
 // loud message, so CI never passes by skipping. Not part of `npm start`.
 import { spawnSync } from 'node:child_process';
@@ -19,6 +20,8 @@ const HELM_LDFLAGS = [
   ...['pkg/lint/rules', 'pkg/chartutil'].flatMap((p) => [`-X helm.sh/helm/v3/${p}.k8sVersionMajor=1`, `-X helm.sh/helm/v3/${p}.k8sVersionMinor=34`]),
 ].join(' ');
 export const KUBE_VALIDATE_VERSION = '1.34.1';
+// The Prometheus Operator's CRDs (PodMonitor's schema), from its Go module on the module proxy.
+export const PROMETHEUS_OPERATOR_VERSION = 'v0.85.0';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 export const toolsDir = join(root, 'node_modules', '.cache', 'weft-tools');
@@ -65,7 +68,20 @@ export function ensureKubeValidate() {
   return dir;
 }
 
-const TOOLS = { helm: ensureHelm, 'kubernetes-validate': ensureKubeValidate };
+/** Directory with the Prometheus Operator's CRD YAML files (go mod download, cached by Go). */
+export function ensurePrometheusOperatorCrds() {
+  const go = which('go');
+  if (!go) throw new MissingToolchain('go is not installed (needed to fetch the Prometheus Operator CRDs from the Go module proxy)');
+  mkdirSync(toolsDir, { recursive: true });
+  const mod = `github.com/prometheus-operator/prometheus-operator@${PROMETHEUS_OPERATOR_VERSION}`;
+  const r = spawnSync(go, ['mod', 'download', '-json', mod], { cwd: toolsDir, encoding: 'utf8', env: { ...process.env, GOFLAGS: '-mod=mod', GO111MODULE: 'on' } });
+  if (r.status !== 0) throw new Error(`go mod download ${mod} failed: ${r.stderr || r.stdout}`);
+  const dir = join(JSON.parse(r.stdout).Dir, 'example', 'prometheus-operator-crd');
+  if (!existsSync(join(dir, 'monitoring.coreos.com_podmonitors.yaml'))) throw new Error(`${dir} has no PodMonitor CRD`);
+  return dir;
+}
+
+const TOOLS = { helm: ensureHelm, 'kubernetes-validate': ensureKubeValidate, 'prometheus-operator-crds': ensurePrometheusOperatorCrds };
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const name = process.argv[2];

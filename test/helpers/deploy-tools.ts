@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 export const root = fileURLToPath(new URL('../../..', import.meta.url));
 
 /** The tool's path, or a skip reason (outside CI). Throws on any other failure. */
-export function tool(name: 'helm' | 'kubernetes-validate'): { path: string } | { skip: string } {
+export function tool(name: 'helm' | 'kubernetes-validate' | 'prometheus-operator-crds'): { path: string } | { skip: string } {
   // The first helm build takes minutes (module download + compile on 2 cores).
   const r = spawnSync(process.execPath, [join(root, 'scripts', 'tools.mjs'), name], { encoding: 'utf8', timeout: 20 * 60_000, stdio: ['ignore', 'pipe', 'pipe'] });
   if (r.status === 0) return { path: r.stdout.trim() };
@@ -50,4 +50,43 @@ export function validateKubernetes(pythonPath: string, objects: unknown[], versi
   const r = spawnSync('python3', ['-c', DRIVER, ...versions], { input: JSON.stringify(objects), encoding: 'utf8', env: { ...process.env, PYTHONPATH: pythonPath }, maxBuffer: 1 << 26 });
   if (r.status !== 0) throw new Error(`kubernetes-validate driver failed: ${r.stderr}`);
   return JSON.parse(r.stdout) as Validation[];
+}
+
+// Validates custom resources against their CRD's openAPIV3Schema (jsonschema, shipped with
+// kubernetes-validate). The API server prunes fields a structural schema does not know; here an
+// unknown field is an error instead (additionalProperties: false wherever fields are not
+// preserved), so a typo cannot vanish silently.
+const CRD_DRIVER = `
+import json, sys, yaml, jsonschema
+crds = [d for f in sys.argv[1:] for d in yaml.safe_load_all(open(f)) if d]
+objs = json.load(sys.stdin)
+def strict(s):
+    if isinstance(s, dict):
+        s = {k: strict(v) for k, v in s.items() if not k.startswith("x-kubernetes-") or k == "x-kubernetes-preserve-unknown-fields"}
+        if s.get("type") == "object" and "properties" in s and not s.get("x-kubernetes-preserve-unknown-fields") and "additionalProperties" not in s:
+            s["additionalProperties"] = False
+        if s.get("type") == "object" and "properties" in s:
+            s["properties"].setdefault("apiVersion", {"type": "string"}); s["properties"].setdefault("kind", {"type": "string"})
+        return s
+    if isinstance(s, list):
+        return [strict(x) for x in s]
+    return s
+out = []
+for o in objs:
+    group, _, version = o["apiVersion"].rpartition("/")
+    match = [c for c in crds if c["spec"]["group"] == group and c["spec"]["names"]["kind"] == o["kind"]]
+    vers = [v for c in match for v in c["spec"]["versions"] if v["name"] == version and v.get("served")]
+    if not vers:
+        out.append({"kind": o["kind"], "name": o["metadata"]["name"], "ok": False, "error": "no served CRD version for " + o["apiVersion"] + " " + o["kind"]}); continue
+    schema = strict(vers[0]["schema"]["openAPIV3Schema"])
+    schema["properties"]["metadata"] = {"type": "object"}
+    errs = sorted(jsonschema.Draft7Validator(schema).iter_errors(o), key=lambda e: list(e.absolute_path))
+    out.append({"kind": o["kind"], "name": o["metadata"]["name"], "ok": not errs, "error": "; ".join("/".join(map(str, e.absolute_path)) + ": " + e.message for e in errs[:5])})
+json.dump(out, sys.stdout)
+`;
+
+export function validateCustomResources(pythonPath: string, crdFiles: string[], objects: unknown[]): Omit<Validation, 'version'>[] {
+  const r = spawnSync('python3', ['-c', CRD_DRIVER, ...crdFiles], { input: JSON.stringify(objects), encoding: 'utf8', env: { ...process.env, PYTHONPATH: pythonPath }, maxBuffer: 1 << 26 });
+  if (r.status !== 0) throw new Error(`CRD schema driver failed: ${r.stderr}`);
+  return JSON.parse(r.stdout) as Omit<Validation, 'version'>[];
 }
