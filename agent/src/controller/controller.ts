@@ -16,7 +16,7 @@ import { AddressSchema } from '../xds/gen/istio/workload/workload_pb.js';
 import { AuthorizationSchema } from '../xds/gen/istio/security/authorization_pb.js';
 import { startGrpcServer, type RunningServer } from './grpc-server.js';
 import { formatProblem, type ClusterSnapshot, type ClusterSource, type ObjectProblem } from './objects.js';
-import { addressAliases, translateSnapshot, type TranslateOptions, type Translation } from './translate.js';
+import { addressAliases, addressAliasesOf, translateSnapshot, type TranslateOptions, type Translation } from './translate.js';
 import type { Any } from '@bufbuild/protobuf/wkt';
 
 export const DEFAULT_LISTEN = '127.0.0.1:15012';
@@ -90,10 +90,14 @@ export class Controller extends EventEmitter<{ translated: [Translation] }> impl
     this.problemSet = now;
     this.problems = t.problems;
     const addresses = new Map<string, Any>();
-    for (const [k, a] of t.addresses) addresses.set(k, pack(AddressSchema, a));
+    const aliases = new Map<string, string[]>();
+    for (const [k, a] of t.addresses) {
+      addresses.set(k, pack(AddressSchema, a));
+      aliases.set(k, addressAliasesOf(a));
+    }
     const policies = new Map<string, Any>();
     for (const [k, p] of t.policies) policies.set(k, pack(AuthorizationSchema, p));
-    const a = this.store.replace(ADDRESS_TYPE_URL, addresses);
+    const a = this.store.replace(ADDRESS_TYPE_URL, addresses, aliases);
     const p = this.store.replace(AUTHORIZATION_TYPE_URL, policies);
     this.log.info({
       workloads: [...t.addresses.values()].filter((x) => x.type.case === 'workload').length,

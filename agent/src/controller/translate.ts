@@ -27,7 +27,10 @@ export const MESH_LABEL = 'weft.io/mesh';
  * (the keys ztunnel asks for in on-demand mode).
  */
 export function addressAliases(_name: string, any: Any): string[] {
-  const a = fromBinary(AddressSchema, any.value);
+  return addressAliasesOf(fromBinary(AddressSchema, any.value));
+}
+
+export function addressAliasesOf(a: Address): string[] {
   if (a.type.case === 'workload') {
     const w = a.type.value;
     return w.addresses.map((b) => `${w.network}/${bytesToIp(b)}`);
@@ -65,7 +68,8 @@ class ObjectError extends Error {
 }
 
 function labelsMatch(selector: Record<string, string>, labels: Record<string, string>): boolean {
-  return Object.entries(selector).every(([k, v]) => labels[k] === v);
+  for (const k in selector) if (labels[k] !== selector[k]) return false;
+  return true;
 }
 
 function workloadKind(pod: KubeObject): { type: WorkloadType; name: string } {
@@ -221,7 +225,8 @@ export function translateSnapshot(snapshot: ClusterSnapshot, opts: TranslateOpti
   }
 
   const addresses = new Map<string, Address>();
-  const services: ServiceInfo[] = [];
+  // indexed by namespace: a pod only ever matches services and policies of its own namespace
+  const servicesByNs = new Map<string, ServiceInfo[]>();
   for (const s of byKind('Service')) {
     const info = guard(s, () => {
       checkMeta(s.object, true);
@@ -232,10 +237,18 @@ export function translateSnapshot(snapshot: ClusterSnapshot, opts: TranslateOpti
       report(s, 'metadata.name', `service ${info.key} is defined twice`);
       continue;
     }
-    services.push(info);
+    let list = servicesByNs.get(info.namespace);
+    if (!list) servicesByNs.set(info.namespace, (list = []));
+    list.push(info);
     addresses.set(info.key, create(AddressSchema, { type: { case: 'service', value: info.service } }));
   }
 
+  const selectorPoliciesByNs = new Map<string, typeof selectorPolicies>();
+  for (const p of selectorPolicies) {
+    let list = selectorPoliciesByNs.get(p.namespace);
+    if (!list) selectorPoliciesByNs.set(p.namespace, (list = []));
+    list.push(p);
+  }
   const identitiesByNode = new Map<string, Set<string>>();
   const seenIps = new Map<string, string>();
   for (const s of byKind('Pod')) {
@@ -271,8 +284,8 @@ export function translateSnapshot(snapshot: ClusterSnapshot, opts: TranslateOpti
         for (const ip of ips) seenIps.set(ip, `Pod ${namespace}/${name}`);
       }
       const svcMap: Record<string, PortList> = {};
-      for (const svc of services) {
-        if (svc.namespace !== namespace || !svc.selector || !labelsMatch(svc.selector, labels)) continue;
+      for (const svc of servicesByNs.get(namespace) ?? []) {
+        if (!svc.selector || !labelsMatch(svc.selector, labels)) continue;
         const ports: Port[] = [];
         for (const p of svc.ports) {
           const tp = targetPort(p.targetPort, p.port, pod);
@@ -292,7 +305,7 @@ export function translateSnapshot(snapshot: ClusterSnapshot, opts: TranslateOpti
         workloadType: kind.type, workloadName: kind.name,
         services: svcMap,
         authorizationPolicies: [
-          ...selectorPolicies.filter((p) => p.namespace === namespace && labelsMatch(p.selector, labels)).map((p) => p.key),
+          ...(selectorPoliciesByNs.get(namespace) ?? []).filter((p) => labelsMatch(p.selector, labels)).map((p) => p.key),
           ...peerAuthenticationKeys(paParents.mesh, paParents.ns, workloadPeerAuthn(peerAuthns, namespace, labels, rootNamespace), rootNamespace),
         ].sort(),
         status: podReady(pod) ? WorkloadStatus.HEALTHY : WorkloadStatus.UNHEALTHY,

@@ -5,17 +5,9 @@ import { create } from '@bufbuild/protobuf';
 import { istioCertificateService } from '../xds/grpc-services.js';
 import { IstioCertificateRequestSchema, type IstioCertificateRequest, type IstioCertificateResponse } from '../xds/gen/istio/v1/auth/ca_pb.js';
 import { IMPERSONATED_IDENTITY } from './ca-service.js';
+import { channelOptions, type ControlPlaneConnection } from '../xds/connection.js';
 
-export interface ControlPlaneConnection {
-  /** host:port of the controller */
-  address: string;
-  /** PEM roots that sign the controller's serving certificate */
-  rootCertPem: string;
-  /** bearer token naming this node; a function so a rotated token file is re-read */
-  token: () => string | Promise<string>;
-  /** TLS name to verify instead of the address host */
-  serverName?: string;
-}
+export type { ControlPlaneConnection };
 
 type CaStub = Client & {
   CreateCertificate(req: IstioCertificateRequest, md: Metadata, opts: { deadline: number }, cb: (err: ServiceError | null, res?: IstioCertificateResponse) => void): void;
@@ -23,10 +15,6 @@ type CaStub = Client & {
 const CaClientCtor = makeGenericClientConstructor(istioCertificateService as never, 'IstioCertificateService') as unknown as new (
   address: string, creds: ReturnType<typeof credentials.createSsl>, options?: ChannelOptions,
 ) => CaStub;
-
-export function channelOptions(conn: ControlPlaneConnection): ChannelOptions {
-  return conn.serverName ? { 'grpc.ssl_target_name_override': conn.serverName, 'grpc.default_authority': conn.serverName } : {};
-}
 
 export class CaClient {
   private readonly stub: CaStub;

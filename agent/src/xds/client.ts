@@ -12,7 +12,7 @@ import { aggregatedDiscoveryService } from './grpc-services.js';
 import {
   DeltaDiscoveryRequestSchema, type DeltaDiscoveryRequest, type DeltaDiscoveryResponse,
 } from './gen/envoy/service/discovery/v3/discovery_pb.js';
-import { channelOptions, type ControlPlaneConnection } from '../identity/ca-client.js';
+import { channelOptions, type ControlPlaneConnection } from './connection.js';
 
 export interface XdsResource {
   name: string;

@@ -44,9 +44,9 @@ export class ResourceStore extends EventEmitter<{ change: [ChangeSet] }> {
     return this.aliasIndex.get(typeUrl)?.get(nameOrAlias);
   }
 
-  private store(typeUrl: string, t: Map<string, StoredResource>, name: string, any: Any, version: string): void {
+  private store(typeUrl: string, t: Map<string, StoredResource>, name: string, any: Any, version: string, given?: ReadonlyMap<string, string[]>): void {
     const old = t.get(name);
-    const aliases = this.aliasFns.get(typeUrl)?.(name, any) ?? [];
+    const aliases = given?.get(name) ?? this.aliasFns.get(typeUrl)?.(name, any) ?? [];
     let idx = this.aliasIndex.get(typeUrl);
     if (!idx) this.aliasIndex.set(typeUrl, (idx = new Map()));
     for (const a of old?.aliases ?? []) if (idx.get(a) === name) idx.delete(a);
@@ -76,15 +76,18 @@ export class ResourceStore extends EventEmitter<{ change: [ChangeSet] }> {
     return t;
   }
 
-  /** Makes `desired` the complete set for this type; emits one change event if anything differs. */
-  replace(typeUrl: string, desired: ReadonlyMap<string, Any>): ChangeSet {
+  /**
+   * Makes `desired` the complete set for this type; emits one change event if anything
+   * differs. `aliases` (name → alias keys) spares decoding resources to compute them.
+   */
+  replace(typeUrl: string, desired: ReadonlyMap<string, Any>, aliases?: ReadonlyMap<string, string[]>): ChangeSet {
     const t = this.table(typeUrl);
     const changed: string[] = [];
     const removed: string[] = [];
     for (const [name, any] of desired) {
       const version = resourceVersion(any);
       if (t.get(name)?.version !== version) {
-        this.store(typeUrl, t, name, any, version);
+        this.store(typeUrl, t, name, any, version, aliases);
         changed.push(name);
       }
     }
