@@ -8,7 +8,7 @@
 // Exit 3 when the toolchain (go, python3/pip) is missing; under CI=true that is exit 1 with a
 // loud message, so CI never passes by skipping. Not part of `npm start`.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -81,6 +81,32 @@ export function ensurePrometheusOperatorCrds() {
   return dir;
 }
 
+/** Runs fn holding a per-tool lock, so test files starting together install a tool once. */
+function withLock(name, fn) {
+  mkdirSync(toolsDir, { recursive: true });
+  const lock = join(toolsDir, `${name}.lock`);
+  const deadline = Date.now() + 40 * 60_000;
+  for (;;) {
+    try {
+      mkdirSync(lock);
+      break;
+    } catch (err) {
+      if (err.code !== 'EEXIST') throw err;
+      // A lock older than any install is left over from a killed run.
+      try {
+        if (Date.now() - statSync(lock).mtimeMs > 30 * 60_000) rmSync(lock, { recursive: true, force: true });
+      } catch { /* gone meanwhile */ }
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${lock}`);
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 500);
+    }
+  }
+  try {
+    return fn();
+  } finally {
+    rmSync(lock, { recursive: true, force: true });
+  }
+}
+
 const TOOLS = { helm: ensureHelm, 'kubernetes-validate': ensureKubeValidate, 'prometheus-operator-crds': ensurePrometheusOperatorCrds };
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
@@ -91,7 +117,7 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
     process.exit(2);
   }
   try {
-    process.stdout.write(fn() + '\n');
+    process.stdout.write(withLock(name, fn) + '\n');
   } catch (err) {
     const ci = process.env.CI === 'true';
     process.stderr.write(`tools: ${name}: ${err.message}${err instanceof MissingToolchain && ci ? ' — under CI=true this is a failure' : ''}\n`);
