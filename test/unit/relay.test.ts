@@ -112,6 +112,7 @@ describe('relay', () => {
     await once(upSock, 'end');
     assert.equal(received, total);
     assert.ok(before < total);
+    upSock.destroy();
     c.destroy();
     srv.close();
     upstream.close();

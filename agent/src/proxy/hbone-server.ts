@@ -66,10 +66,18 @@ interface SessionFacts {
   peerAddr: SocketAddr;
 }
 
-function respond(stream: http2.ServerHttp2Stream, status: number): void {
+/**
+ * Answers a CONNECT with a final non-200 status and ends the stream. The request side is then
+ * reset with NO_ERROR (RFC 9113 8.1: the server needs no more of it); leaving it half-open
+ * keeps a pending shutdown in Node's http2 that never completes once the peer goes away.
+ */
+export function refuseStream(stream: http2.ServerHttp2Stream, status: number): void {
   if (stream.destroyed || stream.headersSent) return;
   try {
     stream.respond({ ':status': status }, { endStream: true });
+    setImmediate(() => {
+      if (!stream.closed) stream.close(http2.constants.NGHTTP2_NO_ERROR);
+    });
   } catch {
     stream.destroy();
   }
@@ -143,11 +151,17 @@ export class HboneServer {
     this.sessions.clear();
   }
 
-  private reject(reason: RejectReason, flag: 'TLS_FAILURE' | 'IDENTITY_ERROR' | 'H2_HANDSHAKE_FAILURE' | undefined, error: string, socket?: Socket, peer?: string): void {
+  private reject(reason: RejectReason, flag: 'TLS_FAILURE' | 'IDENTITY_ERROR' | 'H2_HANDSHAKE_FAILURE' | undefined, error: string, from?: Socket | SocketAddr, peer?: string): void {
     this.opts.telemetry.rejections.inc({ reason });
     this.lastRejection = { reason, error };
     if (flag) this.opts.telemetry.failed('destination', this.opts.local(), flag);
-    const addr = socket?.remoteAddress ? formatAddr({ ip: normalizeIp(socket.remoteAddress), port: socket.remotePort ?? 0 }) : undefined;
+    let addr: string | undefined;
+    try {
+      if (from && 'ip' in from) addr = formatAddr(from);
+      else if (from?.remoteAddress) addr = formatAddr({ ip: normalizeIp(from.remoteAddress), port: from.remotePort ?? 0 });
+    } catch {
+      /* a session's socket proxy throws once the session is gone */
+    }
     log.warn({ reason, response_flags: flag ?? '-', 'src.addr': addr, 'src.identity': peer, error }, 'HBONE connection refused');
   }
 
@@ -175,8 +189,13 @@ export class HboneServer {
     this.sessions.set(session, facts);
     session.once('close', () => this.sessions.delete(session));
     session.on('error', (err: NodeJS.ErrnoException) => {
+      // A peer that simply went away is not a refusal.
+      if (err.code === 'ECONNRESET' || err.code === 'EPIPE' || err.code === 'ERR_STREAM_PREMATURE_CLOSE') {
+        log.debug({ 'src.addr': formatAddr(facts.peerAddr), err: err.code }, 'HBONE peer went away');
+        return;
+      }
       // Flood protection (rapid reset, invalid frames) and protocol errors end the session.
-      this.reject('http2_session', 'H2_HANDSHAKE_FAILURE', `${err.code ?? ''} ${err.message}`.trim(), socket, facts.peerId);
+      this.reject('http2_session', 'H2_HANDSHAKE_FAILURE', `${err.code ?? ''} ${err.message}`.trim(), facts.peerAddr, facts.peerId);
     });
     session.on('frameError', () => {
       /* reported via the stream or session error */
@@ -194,20 +213,20 @@ export class HboneServer {
     });
     const method = headers[':method'];
     if (method !== 'CONNECT') {
-      this.reject('bad_method', undefined, `method ${String(method).slice(0, 20)} is not CONNECT`, stream.session?.socket as Socket, facts.peerId);
-      return respond(stream, 400);
+      this.reject('bad_method', undefined, `method ${String(method).slice(0, 20)} is not CONNECT`, facts.peerAddr, facts.peerId);
+      return refuseStream(stream, 400);
     }
     const authority = headers[':authority'] ?? '';
     let target: SocketAddr;
     try {
       target = parseAuthority(authority);
     } catch (err) {
-      this.reject('bad_authority', undefined, (err as BadRequestError).message, stream.session?.socket as Socket, facts.peerId);
-      return respond(stream, 400);
+      this.reject('bad_authority', undefined, (err as BadRequestError).message, facts.peerAddr, facts.peerId);
+      return refuseStream(stream, 400);
     }
     if (!this.opts.isLocalIp(target.ip)) {
-      this.reject('wrong_destination', undefined, `:authority ${authority} is not an address of this pod`, stream.session?.socket as Socket, facts.peerId);
-      return respond(stream, 400);
+      this.reject('wrong_destination', undefined, `:authority ${authority} is not an address of this pod`, facts.peerAddr, facts.peerId);
+      return refuseStream(stream, 400);
     }
     const baggage = headers.baggage;
     this.opts.onConnect({

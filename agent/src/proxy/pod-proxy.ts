@@ -7,7 +7,7 @@ import { once } from 'node:events';
 import { logger } from '../common/log.js';
 import type { Workload } from '../xds/gen/istio/workload/workload_pb.js';
 import { tryParseSpiffeId } from '../identity/spiffe.js';
-import { HboneServer, type ConnectRequest } from './hbone-server.js';
+import { HboneServer, refuseStream, type ConnectRequest } from './hbone-server.js';
 import { handleInbound, type AppDialer, type InboundAttempt } from './inbound.js';
 import { handleOutbound, type SourcePod } from './outbound.js';
 import type { TcpDialer } from './hbone-pool.js';
@@ -57,6 +57,7 @@ export class PodProxy {
   readonly hbone: HboneServer;
   private readonly servers: net.Server[] = [];
   private readonly sockets = new Set<net.Socket>();
+  private readonly tlsSockets = new WeakSet<net.Socket>();
   private readonly hooks: Required<Pick<PodNetHooks, 'dialOut' | 'dialApp'>> & PodNetHooks;
   private readonly source: SourcePod;
   private closed = false;
@@ -194,6 +195,7 @@ export class PodProxy {
   }
 
   private acceptHbone(s: net.Socket): void {
+    this.tlsSockets.add(s);
     this.gate(s, () => this.hbone.accept(s));
   }
 
@@ -215,14 +217,7 @@ export class PodProxy {
           stream.respond({ ':status': 200 });
           return stream;
         },
-        refuse: (status) => {
-          if (stream.destroyed || stream.headersSent) return;
-          try {
-            stream.respond({ ':status': status }, { endStream: true });
-          } catch {
-            stream.destroy();
-          }
-        },
+        refuse: (status) => refuseStream(stream, status),
       },
       this.node.inboundEnv(this.hooks.dialApp),
     );
@@ -249,16 +244,16 @@ export class PodProxy {
     if (this.closed) return;
     this.closed = true;
     this.unsubscribe();
-    await Promise.all(
-      this.servers.map(
-        (s) =>
-          new Promise((r) => {
-            s.close(r);
-          }),
-      ),
-    );
+    // Listeners stop accepting; close() callbacks only fire once every connection is gone.
+    const closing = this.servers.map((srv) => new Promise((r) => srv.close(r)));
     this.hbone.close();
-    for (const s of this.sockets) resetStream(s);
+    // Sockets handed to TLS are only destroyed: an RST (resetAndDestroy) on a TCP handle that
+    // a TLS/http2 wrap still consumes can leave the handle never finishing its close.
+    for (const s of this.sockets) {
+      if (this.tlsSockets.has(s)) s.destroy();
+      else resetStream(s);
+    }
+    await Promise.all(closing);
     this.node.pool.closeWhere((k) => this.ips.includes(k.srcIp));
   }
 }
