@@ -123,4 +123,37 @@ describe('certificate manager against the CA over gRPC/TLS', () => {
     assert.throws(() => checkChain(WEB, chain, privateKeyToPem(other.privateKey), Date.now()), /does not carry the key/);
     assert.throws(() => checkChain(WEB, chain.slice(0, 1), privateKeyToPem(keys.privateKey), Date.now()), /chain has 1 element/);
   });
+
+  it('serves a waiting connection (RealTime) before prefetches, with at most maxConcurrent requests in flight', async () => {
+    const order: string[] = [];
+    const pending: Array<() => void> = [];
+    let inFlight = 0;
+    let maxInFlight = 0;
+    const slow = { createCertificate: async (csr: string, id: string, ttl: number) => {
+      order.push(id.split('/').pop()!);
+      inFlight++;
+      maxInFlight = Math.max(maxInFlight, inFlight);
+      await new Promise<void>((r) => pending.push(r));
+      inFlight--;
+      return client.createCertificate(csr, id, ttl);
+    } };
+    const m = new CertificateManager({ signer: slow, maxConcurrent: 1 });
+    managers.push(m);
+    const id = (sa: string) => `spiffe://cluster.local/ns/shop/sa/${sa}`;
+    m.setWanted([id('a'), id('b'), id('c')]);
+    while (order.length < 1) await new Promise((r) => setTimeout(r, 5));
+    const urgent = m.get(id('d'));
+    const release = async (n: number) => {
+      while (order.length < n) {
+        pending.shift()?.();
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    };
+    await release(4);
+    pending.shift()?.();
+    await urgent;
+    assert.deepEqual(order, ['a', 'd', 'b', 'c'], 'the connection-driven request jumps the prefetch queue');
+    assert.equal(maxInFlight, 1);
+    m.stop();
+  });
 });

@@ -62,6 +62,13 @@ interface Entry {
   nextAt?: number;
 }
 
+/** As ztunnel: a connection waiting (RealTime) before prefetch (Warmup) before refresh (Background). */
+export enum Priority {
+  RealTime = 0,
+  Warmup = 1,
+  Background = 2,
+}
+
 export const CERT_BACKOFF: Backoff = { initialMs: 500, maxMs: 150_000 };
 
 /** Checks a returned chain; returns the parsed leaf. Throws CertificateChainError. */
@@ -101,7 +108,8 @@ export class CertificateManager extends EventEmitter<{ issued: [WorkloadCertific
   private readonly maxConcurrent: number;
   private readonly now: () => number;
   private running = 0;
-  private readonly queue: Array<() => void> = [];
+  /** fetches waiting for a slot, served by priority then arrival */
+  private readonly waiting: Array<{ e: Entry; prio: Priority; go: () => void }> = [];
   private stopped = false;
 
   constructor(private readonly opts: CertificateManagerOptions) {
@@ -123,16 +131,17 @@ export class CertificateManager extends EventEmitter<{ issued: [WorkloadCertific
         this.emit('dropped', id);
       }
     }
-    for (const id of want) if (!this.entries.has(id)) this.start(id);
+    for (const id of want) if (!this.entries.has(id)) this.start(id, Priority.Warmup);
   }
 
   /** A valid certificate for the identity, fetching it now if needed (a connection waits). */
   async get(identity: Identity | string): Promise<WorkloadCertificate> {
     const id = typeof identity === 'string' ? identity : formatSpiffeId(identity);
     let e = this.entries.get(id);
-    if (!e) e = this.start(id);
+    if (!e) e = this.start(id, Priority.RealTime);
     if (e.cert && e.cert.notAfter.getTime() > this.now()) return e.cert;
-    return e.inflight ?? this.fetch(e);
+    for (const w of this.waiting) if (w.e === e) w.prio = Priority.RealTime; // someone waits now
+    return e.inflight ?? this.fetch(e, Priority.RealTime);
   }
 
   current(identity: Identity | string): WorkloadCertificate | undefined {
@@ -160,28 +169,35 @@ export class CertificateManager extends EventEmitter<{ issued: [WorkloadCertific
     this.entries.clear();
   }
 
-  private start(id: string): Entry {
+  private start(id: string, prio: Priority): Entry {
     const e: Entry = { id, attempt: 0 };
     this.entries.set(id, e);
-    this.fetch(e).catch(() => {}); // failures are retried and reported by fetch
+    this.fetch(e, prio).catch(() => {}); // failures are retried and reported by fetch
     return e;
   }
 
-  private async slot<T>(f: () => Promise<T>): Promise<T> {
-    if (this.running >= this.maxConcurrent) await new Promise<void>((r) => this.queue.push(r));
+  private async slot<T>(e: Entry, prio: Priority, f: () => Promise<T>): Promise<T> {
+    if (this.running >= this.maxConcurrent) await new Promise<void>((go) => this.waiting.push({ e, prio, go }));
     this.running++;
     try {
       return await f();
     } finally {
       this.running--;
-      this.queue.shift()?.();
+      this.next();
     }
   }
 
-  private fetch(e: Entry): Promise<WorkloadCertificate> {
+  private next(): void {
+    if (this.waiting.length === 0) return;
+    let best = 0;
+    for (let i = 1; i < this.waiting.length; i++) if (this.waiting[i]!.prio < this.waiting[best]!.prio) best = i;
+    this.waiting.splice(best, 1)[0]!.go();
+  }
+
+  private fetch(e: Entry, prio: Priority): Promise<WorkloadCertificate> {
     if (e.inflight) return e.inflight;
     clearTimeout(e.timer);
-    e.inflight = this.slot(async () => {
+    e.inflight = this.slot(e, prio, async () => {
       const keys = await generateP256();
       const keyPem = privateKeyToPem(keys.privateKey);
       const chain = await this.opts.signer.createCertificate(await createCsr(keys, e.id), e.id, this.ttl);
@@ -203,7 +219,7 @@ export class CertificateManager extends EventEmitter<{ issued: [WorkloadCertific
         e.attempt = 0;
         delete e.lastError;
         const half = cert.notBefore.getTime() + (cert.notAfter.getTime() - cert.notBefore.getTime()) / 2;
-        this.schedule(e, half);
+        this.schedule(e, half, Priority.Background);
         this.log.info({ identity: e.id, notAfter: cert.notAfter.toISOString(), refreshAt: new Date(half).toISOString() }, 'certificate ready');
         this.emit('issued', cert);
         return cert;
@@ -215,7 +231,7 @@ export class CertificateManager extends EventEmitter<{ issued: [WorkloadCertific
         e.lastError = reason;
         // the current certificate (if any) stays in use until it expires
         const at = this.now() + backoffDelay(e.attempt++, this.backoff);
-        this.schedule(e, at);
+        this.schedule(e, at, e.cert ? Priority.Background : Priority.Warmup);
         this.log.warn({ identity: e.id, reason, retryAt: new Date(at).toISOString(), keepingValid: !!this.current(e.id) }, 'certificate request failed');
         this.emit('failed', { identity: e.id, error: reason });
         throw err;
@@ -224,10 +240,10 @@ export class CertificateManager extends EventEmitter<{ issued: [WorkloadCertific
     return e.inflight;
   }
 
-  private schedule(e: Entry, at: number): void {
+  private schedule(e: Entry, at: number, prio: Priority): void {
     clearTimeout(e.timer);
     e.nextAt = at;
-    e.timer = setTimeout(() => void this.fetch(e).catch(() => {}), Math.max(0, at - this.now()));
+    e.timer = setTimeout(() => void this.fetch(e, prio).catch(() => {}), Math.max(0, at - this.now()));
     e.timer.unref();
   }
 }
