@@ -18,7 +18,7 @@ describe('install objects against the Kubernetes OpenAPI schemas', { skip, timeo
 
   const variants: [string, string[]][] = [
     ['default values', []],
-    ['non-default values', ['agent.hostNetwork=true,logLevel=debug,controller.replicas=3,agent.terminationGracePeriodSeconds=90', 'controller.nodeSelector=null,agent.tolerations=null', 'agent.resources.limits.cpu=2']],
+    ['non-default values', ['agent.hostNetwork=true,logLevel=debug,controller.replicas=3,agent.terminationGracePeriodSeconds=90', 'controller.nodeSelector=null,agent.tolerations=null,resourceQuota.enabled=true', 'agent.resources.limits.cpu=2']],
   ];
   for (const [name, sets] of variants) {
     it(`every object validates (strict) at Kubernetes ${VERSIONS.join(' and ')}: ${name}`, () => {

@@ -89,7 +89,7 @@ describe('helm chart (deploy/helm/weft)', { skip, timeout: 25 * 60_000 }, () => 
         '--set', 'podMonitor.enabled=true,podMonitor.labels.release=prom,podMonitor.interval=30s',
         '--set', 'agent.terminationGracePeriodSeconds=60,agent.drainDeadlineSeconds=50,controller.replicas=2',
         '--set', 'agent.nodeSelector.node-role\\.kubernetes\\.io/mesh=yes',
-        '--set', 'controller.nodeSelector=null',
+        '--set', 'controller.nodeSelector=null,resourceQuota.enabled=true,resourceQuota.pods=300',
         '--set-string', 'image.tag=1234',
       ],
     },

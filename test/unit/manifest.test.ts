@@ -206,6 +206,14 @@ describe('weft manifest: the install', () => {
     assert.equal((await manifest()).filter((o) => o.kind === 'PodMonitor').length, 0);
   });
 
+  it('the optional ResourceQuota admits the agent\'s priority class (GKE), only when enabled', async () => {
+    assert.equal((await manifest()).filter((o) => o.kind === 'ResourceQuota').length, 0);
+    const objs = await manifest('--set', 'resourceQuota.enabled=true,resourceQuota.pods=64');
+    const q = find(objs, 'ResourceQuota', 'weft-agent');
+    assert.equal(q.spec.hard.pods, '64');
+    assert.deepEqual(q.spec.scopeSelector.matchExpressions, [{ operator: 'In', scopeName: 'PriorityClass', values: [agentPod(objs).priorityClassName] }]);
+  });
+
   it('bad input is refused with a clear message and prints nothing', async () => {
     for (const [args, pattern, code] of [
       [['--set', 'agent'], /a --set item must be key=value/, 1],

@@ -267,6 +267,17 @@ const agentObjects: InstallObject[] = [
     },
   },
   {
+    file: 'resourcequota.yaml',
+    when: val('resourceQuota.enabled', 'boolean'),
+    object: {
+      apiVersion: 'v1', kind: 'ResourceQuota', metadata: meta(AGENT, 'agent'),
+      spec: {
+        hard: { pods: val('resourceQuota.pods', 'string') },
+        scopeSelector: { matchExpressions: [{ operator: 'In', scopeName: 'PriorityClass', values: [val('agent.priorityClassName', 'string')] }] },
+      },
+    },
+  },
+  {
     file: 'podmonitor.yaml',
     when: val('podMonitor.enabled', 'boolean'),
     object: {

@@ -52,6 +52,13 @@ export const VALUES_SPEC: Spec = {
     nodeSelector: { type: 'object', default: { 'kubernetes.io/os': 'linux' }, additionalProperties: { type: 'string' }, doc: 'Nodes that may run the controller.' },
     tolerations: { type: 'array', default: [], items: { type: 'object' }, doc: 'Controller tolerations.' },
   },
+  resourceQuota: {
+    enabled: {
+      type: 'boolean', default: false,
+      doc: 'Create a ResourceQuota that admits pods of agent.priorityClassName in this namespace.\nNeeded on GKE, which refuses system-node-critical pods outside kube-system without one.',
+    },
+    pods: { type: 'integer', default: 5000, minimum: 1, doc: 'Pods of that priority allowed in the namespace (two per node during an upgrade).' },
+  },
   podMonitor: {
     enabled: { type: 'boolean', default: false, doc: 'Create a Prometheus Operator PodMonitor (monitoring.coreos.com/v1) for the agents\' metrics port.' },
     interval: { type: 'string', default: '15s', doc: 'Scrape interval.' },
