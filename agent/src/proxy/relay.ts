@@ -33,8 +33,10 @@ function isH2Stream(s: Duplex): s is Duplex & Http2Stream {
 export function resetStream(s: Duplex): void {
   if (s.destroyed) return;
   if (s instanceof Socket) {
-    // RST instead of FIN; only possible on a connected TCP handle.
-    if (typeof s.resetAndDestroy === 'function' && (s as { _handle?: unknown })._handle) {
+    // RST instead of FIN; only possible on a connected TCP handle that has not been shut down:
+    // after end() libuv refuses the reset (EINVAL) and Node then never closes the handle (an fd
+    // leak, and a process that cannot exit). A FIN already went out then, so destroy() suffices.
+    if (typeof s.resetAndDestroy === 'function' && (s as { _handle?: unknown })._handle && !s.writableEnded && !s.connecting) {
       try {
         s.resetAndDestroy();
         return;
