@@ -136,7 +136,7 @@ export async function startController(lab: string, stateDir: string, rt: LabRunt
   const offset = fileSize(log);
   const p = spawnMeshProcess(join(meshCgroupDir(rt, lab), 'controller.scope'), netnsPath(rt.fabric.netnsName), ['controller', '--source', `dir:${stateDir}`, '--listen', listen, '--state-dir', dir], log);
   mesh.controller = { ...p, listen, stateDir: dir, caRoot: join(dir, 'ca', 'ca-cert.pem') };
-  await waitForLog(p, /weft controller: serving on/, 'the controller', 30_000, offset);
+  await waitForLog(p, /weft controller: serving on/, 'the controller', 60_000, offset);
 }
 
 /** Writes <state>/.mesh/tokens/<node>.token, signed with the controller's key. */

@@ -53,19 +53,22 @@ Options:
     const onUncaught = (err: unknown) => log.error({ err: (err as Error)?.stack ?? String(err) }, 'uncaught error (kept running)');
     process.on('uncaughtException', onUncaught);
     process.on('unhandledRejection', onUncaught);
-    const agent = await Agent.start(opts);
-    io.err(`weft agent: node ${opts.node}, admin ${opts.admin.host}:${opts.admin.port}, readiness :${opts.readiness.port}, pid ${process.pid}\n`);
-    const signal = await new Promise<string>((done) => {
-      process.once('SIGINT', () => done('SIGINT'));
-      process.once('SIGTERM', () => done('SIGTERM'));
-    });
-    log.info({ signal }, 'stopping');
-    await agent.stop();
-    flushLogs();
-    process.off('uncaughtException', onUncaught);
-    process.off('unhandledRejection', onUncaught);
-    // gRPC channels and pools may keep the loop alive a while longer; the work is done.
-    setTimeout(() => process.exit(0), 200).unref();
+    try {
+      const agent = await Agent.start(opts);
+      io.err(`weft agent: node ${opts.node}, admin ${opts.admin.host}:${opts.admin.port}, readiness :${opts.readiness.port}, pid ${process.pid}\n`);
+      const signal = await new Promise<string>((done) => {
+        process.once('SIGINT', () => done('SIGINT'));
+        process.once('SIGTERM', () => done('SIGTERM'));
+      });
+      log.info({ signal }, 'stopping');
+      await agent.stop();
+      flushLogs();
+      // gRPC channels and pools may keep the loop alive a while longer; the work is done.
+      setTimeout(() => process.exit(0), 200).unref();
+    } finally {
+      process.off('uncaughtException', onUncaught);
+      process.off('unhandledRejection', onUncaught);
+    }
     return 0;
   },
 };
