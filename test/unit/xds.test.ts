@@ -220,3 +220,20 @@ describe('xDS client backoff', () => {
     assert.equal(backoffDelay(0, b, () => 0), 400);
   });
 });
+
+describe('resource store', () => {
+  it('versions by content: equal across stores (controller restarts), unchanged content emits nothing', () => {
+    const a = new ResourceStore();
+    const b = new ResourceStore();
+    const events: string[][] = [];
+    a.on('change', (c) => events.push([...c.changed, ...c.removed.map((r) => `-${r}`)]));
+    const set = new Map([['uid-1', wl('uid-1', '198.18.0.1')], ['uid-2', wl('uid-2', '198.18.0.2')]]);
+    a.replace(ADDRESS_TYPE_URL, set);
+    b.replace(ADDRESS_TYPE_URL, new Map([['uid-1', wl('uid-1', '198.18.0.1')]]));
+    assert.equal(a.get(ADDRESS_TYPE_URL).get('uid-1')!.version, b.get(ADDRESS_TYPE_URL).get('uid-1')!.version);
+    a.replace(ADDRESS_TYPE_URL, new Map([['uid-1', wl('uid-1', '198.18.0.1')], ['uid-2', wl('uid-2', '198.18.0.2')]]));
+    a.replace(ADDRESS_TYPE_URL, new Map([['uid-1', wl('uid-1', '198.18.0.9')]]));
+    assert.deepEqual(events, [['uid-1', 'uid-2'], ['uid-1', '-uid-2']]);
+    assert.notEqual(a.get(ADDRESS_TYPE_URL).get('uid-1')!.version, b.get(ADDRESS_TYPE_URL).get('uid-1')!.version);
+  });
+});

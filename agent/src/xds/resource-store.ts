@@ -23,6 +23,11 @@ export interface ChangeSet {
   removed: string[];
 }
 
+/** Same type URL and same bytes: unchanged, without hashing (the common case on a resync). */
+function sameBody(a: Any | undefined, b: Any): boolean {
+  return a !== undefined && a.typeUrl === b.typeUrl && Buffer.compare(a.value, b.value) === 0;
+}
+
 export function resourceVersion(any: Any): string {
   return createHash('sha256').update(any.typeUrl).update(any.value).digest('base64url').slice(0, 16);
 }
@@ -85,13 +90,13 @@ export class ResourceStore extends EventEmitter<{ change: [ChangeSet] }> {
     const changed: string[] = [];
     const removed: string[] = [];
     for (const [name, any] of desired) {
-      const version = resourceVersion(any);
-      if (t.get(name)?.version !== version) {
-        this.store(typeUrl, t, name, any, version, aliases);
-        changed.push(name);
-      }
+      const old = t.get(name);
+      if (sameBody(old?.resource, any)) continue;
+      this.store(typeUrl, t, name, any, resourceVersion(any), aliases);
+      changed.push(name);
     }
-    for (const name of [...t.keys()]) {
+    // every desired name is in t now, so t holds extras exactly when it is larger
+    if (t.size > desired.size) for (const name of [...t.keys()]) {
       if (!desired.has(name)) {
         this.drop(typeUrl, t, name);
         removed.push(name);
@@ -105,11 +110,9 @@ export class ResourceStore extends EventEmitter<{ change: [ChangeSet] }> {
     const t = this.table(typeUrl);
     const changed: string[] = [];
     for (const [name, any] of resources) {
-      const version = resourceVersion(any);
-      if (t.get(name)?.version !== version) {
-        this.store(typeUrl, t, name, any, version);
-        changed.push(name);
-      }
+      if (sameBody(t.get(name)?.resource, any)) continue;
+      this.store(typeUrl, t, name, any, resourceVersion(any));
+      changed.push(name);
     }
     return this.emitChange({ typeUrl, changed, removed: [] });
   }
