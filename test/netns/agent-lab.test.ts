@@ -145,4 +145,30 @@ describe('weft agent in the lab', { skip }, () => {
     }
     for (const p of st.pods) assert.equal(await inspect(p.node, p.uid), undefined, `${p.name} released`);
   });
+
+  it('a pod that cannot be enrolled shows as failed in weft workloads, is counted, and is retried until it works', async () => {
+    const victim = st.pods.find((p) => p.namespace === 'other' && p.node === 'node1')!;
+    // Something in the pod already holds :15008 without SO_REUSEPORT: the agent cannot listen.
+    const squatter = lab.spawn(`other/${victim.name}`, [process.execPath, '-e', "require('net').createServer().listen(15008,'0.0.0.0',()=>console.log('held'))"], { stdio: ['ignore', 'pipe', 'ignore'] });
+    try {
+      await new Promise<void>((resolve) => squatter.stdout!.on('data', (d: Buffer) => d.toString().includes('held') && resolve()));
+      await lab.label('namespace', 'other', 'weft.io/mesh=enabled');
+      const row = await waitFor('the failure to show', async () => (await workloadsOn('node1')).find((w) => w.name === victim.name && w.namespace === 'other' && w.enrolment === 'failed'));
+      assert.equal(row.protocol, 'HBONE');
+      const table = await cli(['workloads', '--node', 'node1', '--lab', name]);
+      assert.match(table.out, new RegExp(`other\\s+${victim.name}\\s.*\\sfailed\\s*$`, 'm'));
+      const info = (await agentDump(lab, 'node1')).enrolment.find((e) => e.uid === victim.uid)!;
+      assert.match(info.error ?? '', /EADDRINUSE|in use/i);
+      const m = await nodeHttp(lab, 'node1', 15020, '/metrics');
+      assert.match(m.body, /^weft_enrolment_changes_total\{result="failed"\} [1-9]/m);
+      assert.equal(await inspect('node1', victim.uid), undefined, 'a failed enrolment leaves no redirection behind');
+    } finally {
+      squatter.kill('SIGKILL');
+    }
+    // The retry (backoff) picks it up once the port is free.
+    await waitFor('the retry to enrol it', async () => (await agentDump(lab, 'node1')).enrolment.find((e) => e.uid === victim.uid)?.state === 'enrolled', 40_000, 200);
+    assert.ok((await inspect('node1', victim.uid))?.pod.complete);
+    await lab.label('namespace', 'other', 'weft.io/mesh-');
+    await waitFor('release', async () => (await agentDump(lab, 'node1')).enrolment.length === 0);
+  });
 });
