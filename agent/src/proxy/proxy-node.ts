@@ -152,6 +152,13 @@ export class ProxyNode extends EventEmitter<{ ready: [] }> {
     await pod.close();
   }
 
+  /** Inbound HBONE sessions open on this node's pods. */
+  hboneSessions(): number {
+    let n = 0;
+    for (const p of this.podsByUid.values()) n += p.hbone.sessionCount;
+    return n;
+  }
+
   /** Live connections, for the admin endpoint and `weft connections`. */
   connections(): ConnectionSnapshot[] {
     return this.tracker.list();
