@@ -10,12 +10,14 @@ import { randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { privilegedSkip } from '../helpers/privilege.js';
 import { Lab, type PodStatus } from '../../agent/src/lab/index.js';
 import { agentDump, nodeHttp, waitFor } from './mesh-helpers.js';
 
 const skip = privilegedSkip();
+const LOAD = fileURLToPath(new URL('./mesh-load-client.js', import.meta.url));
 const CLIENT_SA = 'spiffe://cluster.local/ns/demo/sa/client';
 const SERVER_SA = 'spiffe://cluster.local/ns/demo/sa/server';
 
@@ -91,7 +93,13 @@ describe('mesh end to end in the lab (issue 5)', { skip }, () => {
     assert.ok(pcap.includes(Buffer.from(marker)), 'the capture works and sees plaintext');
   });
 
-  it('labelling demo enrols its pods on both nodes', async () => {
+  it('labelling demo enrols its pods on both nodes; a connection open at that moment carries on untouched', async () => {
+    // One echo connection established before the label, writing a line every 100 ms for 5 s.
+    const held = lab.spawn('demo/client-1', [process.execPath, LOAD, server.ip, '0', '5000'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    let out = '';
+    held.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    await waitFor('the held connection', async () => out.includes('started'));
+    await new Promise((r) => setTimeout(r, 500));
     await lab.label('namespace', 'demo', 'weft.io/mesh=enabled');
     const demo = lab.status().pods.filter((p) => p.namespace === 'demo');
     for (const node of ['node1', 'node2']) {
@@ -102,6 +110,12 @@ describe('mesh end to end in the lab (issue 5)', { skip }, () => {
         return JSON.stringify(want) === JSON.stringify(got) && d.agent.ready;
       }, 20_000);
     }
+    const exited = new Promise((r) => held.once('exit', r));
+    held.kill('SIGTERM');
+    await exited;
+    const res = JSON.parse(out.trim().split('\n').pop()!) as { held: { sent: number; echoed: number; error?: string; done: boolean } };
+    assert.equal(res.held.error, undefined);
+    assert.ok(res.held.done && res.held.sent >= 40 && res.held.echoed === res.held.sent, `held connection: ${JSON.stringify(res.held)}`);
   });
 
   it('cross-node HTTP and echo go through the mesh; the server sees the client pod IP; the marker never crosses in plaintext', async () => {
@@ -183,6 +197,20 @@ describe('mesh end to end in the lab (issue 5)', { skip }, () => {
     } finally {
       await lab.delete([pa('PERMISSIVE')]);
     }
+  });
+
+  it('a Service spread over two nodes gets connections on both (endpoints picked per connection)', async () => {
+    const svc = lab.status().services.find((x) => x.namespace === 'demo' && x.name === 'server')!;
+    const seen = new Map<string, number>();
+    for (let i = 0; i < 24 && seen.size < 2; i++) {
+      const r = await lab.httpGet('demo/client-1', `http://${svc.clusterIP}:8080/svc-${i}`);
+      assert.equal(r.status, 200, JSON.stringify(r));
+      const pod = (JSON.parse(String(r.body)) as { pod: string }).pod;
+      seen.set(pod, (seen.get(pod) ?? 0) + 1);
+    }
+    assert.deepEqual([...seen.keys()].sort(), ['server-1', 'server-2'], `endpoints reached: ${JSON.stringify([...seen])}`);
+    const echo = await lab.tcpEcho('demo/client-1', svc.clusterIP, 9000, 'via-service');
+    assert.deepEqual(echo, { ok: true, reply: 'via-service' });
   });
 
   it('passthrough: an enrolled pod reaches a pod outside the mesh as it asked, from its own IP', async () => {
