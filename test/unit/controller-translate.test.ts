@@ -2,7 +2,9 @@
 // and refusal of bad objects without affecting the others.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { translateSnapshot } from '../../agent/src/controller/translate.js';
+import { translateSnapshot, type TranslationCache } from '../../agent/src/controller/translate.js';
+import { toBinary } from '@bufbuild/protobuf';
+import { AddressSchema } from '../../agent/src/xds/gen/istio/workload/workload_pb.js';
 import { parseManifestText, relevantChange } from '../../agent/src/controller/source-dir.js';
 import { TunnelProtocol, WorkloadType, WorkloadStatus, type Workload, type Service } from '../../agent/src/xds/gen/istio/workload/workload_pb.js';
 import { Scope, Action } from '../../agent/src/xds/gen/istio/security/authorization_pb.js';
@@ -196,5 +198,27 @@ status: { podIP: 198.18.5.5 }
   it('the directory watch reacts to YAML and directories, not to logs or temp files', () => {
     for (const f of ['Pod_demo_a.yaml', 'nested/x.yml', 'newdir', null]) assert.equal(relevantChange(f), true, String(f));
     for (const f of ['logs/app-1234.log', 'runtime.json', '.Pod_demo_a.yaml.99.ab12cd34.tmp', 'nested/.swp']) assert.equal(relevantChange(f), false, f);
+  });
+
+  it('with a cache, reuses unchanged workloads and rebuilds exactly what changed, matching a fresh translation', () => {
+    const cache: TranslationCache = new Map();
+    const first = translateSnapshot({ objects: snap().objects, problems: [] }, {}, cache);
+    const again = translateSnapshot({ objects: snap().objects, problems: [] }, {}, cache);
+    for (const [k, a] of first.addresses) {
+      if (a.type.case === 'workload') assert.equal(again.addresses.get(k), a, `${k} reused`);
+    }
+    // move one pod, and unlabel the legacy namespace's neighbour: only affected workloads change
+    const edited = parseManifestText(MANIFESTS.replace('nodeName: node1, serviceAccountName: oldsa', 'nodeName: node9, serviceAccountName: oldsa'), 'state/all.yaml');
+    const third = translateSnapshot({ objects: edited.objects, problems: [] }, {}, cache);
+    assert.notEqual(third.addresses.get('u-3'), again.addresses.get('u-3'));
+    assert.equal((third.addresses.get('u-3')!.type.value as Workload).node, 'node9');
+    assert.equal(third.addresses.get('u-2'), again.addresses.get('u-2'));
+    const enc = (t: typeof first) => [...t.addresses].map(([k, a]) => `${k}:${Buffer.from(toBinary(AddressSchema, a)).toString('hex')}`).sort();
+    assert.deepEqual(enc(third), enc(translateSnapshot({ objects: edited.objects, problems: [] })));
+    // a namespace label change rebuilds that namespace's workloads
+    const relabelled = parseManifestText(MANIFESTS.replace('metadata: { name: shop, labels: { weft.io/mesh: enabled } }', 'metadata: { name: shop }'), 'state/all.yaml');
+    const fourth = translateSnapshot({ objects: relabelled.objects, problems: [] }, {}, cache);
+    assert.equal((fourth.addresses.get('u-2')!.type.value as Workload).tunnelProtocol, TunnelProtocol.NONE);
+    assert.equal((fourth.addresses.get('11111111-aaaa-bbbb-cccc-000000000001')!.type.value as Workload).tunnelProtocol, TunnelProtocol.NONE);
   });
 });

@@ -16,7 +16,7 @@ import { AddressSchema } from '../xds/gen/istio/workload/workload_pb.js';
 import { AuthorizationSchema } from '../xds/gen/istio/security/authorization_pb.js';
 import { startGrpcServer, type RunningServer } from './grpc-server.js';
 import { formatProblem, type ClusterSnapshot, type ClusterSource, type ObjectProblem } from './objects.js';
-import { addressAliases, addressAliasesOf, translateSnapshot, type TranslateOptions, type Translation } from './translate.js';
+import { addressAliases, addressAliasesOf, translateSnapshot, type TranslateOptions, type Translation, type TranslationCache } from './translate.js';
 import type { Any } from '@bufbuild/protobuf/wkt';
 
 export const DEFAULT_LISTEN = '127.0.0.1:15012';
@@ -37,6 +37,9 @@ export class Controller extends EventEmitter<{ translated: [Translation] }> impl
   readonly store = new ResourceStore();
   private identities = new Map<string, Set<string>>();
   private problemSet = new Set<string>();
+  private readonly translationCache: TranslationCache = new Map();
+  /** encodings of Address objects reused from the translation cache */
+  private packed = new WeakMap<object, Any>();
   problems: ObjectProblem[] = [];
   readonly ads: DeltaAdsServer;
   private server: RunningServer | undefined;
@@ -79,7 +82,7 @@ export class Controller extends EventEmitter<{ translated: [Translation] }> impl
   }
 
   private onSnapshot(s: ClusterSnapshot): void {
-    const t = translateSnapshot(s, this.opts);
+    const t = translateSnapshot(s, this.opts, this.translationCache);
     this.identities = t.identitiesByNode;
     // Log each problem once, when it appears.
     const now = new Set(t.problems.map(formatProblem));
@@ -92,7 +95,9 @@ export class Controller extends EventEmitter<{ translated: [Translation] }> impl
     const addresses = new Map<string, Any>();
     const aliases = new Map<string, string[]>();
     for (const [k, a] of t.addresses) {
-      addresses.set(k, pack(AddressSchema, a));
+      let any = this.packed.get(a);
+      if (!any) this.packed.set(a, (any = pack(AddressSchema, a)));
+      addresses.set(k, any);
       aliases.set(k, addressAliasesOf(a));
     }
     const policies = new Map<string, Any>();

@@ -166,7 +166,14 @@ function checkMeta(o: KubeObject, namespaced: boolean): void {
   }
 }
 
-export function translateSnapshot(snapshot: ClusterSnapshot, opts: TranslateOptions = {}): Translation {
+/**
+ * Workloads from the previous translation, keyed by uid with a signature of everything they
+ * were built from; unchanged pods reuse their Address object (so the controller can also
+ * reuse its encoding) instead of being rebuilt on every change.
+ */
+export type TranslationCache = Map<string, { sig: string; address: Address }>;
+
+export function translateSnapshot(snapshot: ClusterSnapshot, opts: TranslateOptions = {}, cache?: TranslationCache): Translation {
   const trustDomain = opts.trustDomain ?? DEFAULT_TRUST_DOMAIN;
   const rootNamespace = opts.rootNamespace ?? ROOT_NAMESPACE;
   const clusterId = opts.clusterId ?? DEFAULT_CLUSTER_ID;
@@ -251,6 +258,23 @@ export function translateSnapshot(snapshot: ClusterSnapshot, opts: TranslateOpti
   }
   const identitiesByNode = new Map<string, Set<string>>();
   const seenIps = new Map<string, string>();
+  // what a workload depends on besides its pod, per namespace (for the cache)
+  const paSig = JSON.stringify(peerAuthns);
+  const nsSigs = new Map<string, string>();
+  const nsSig = (ns: string): string => {
+    let sig = nsSigs.get(ns);
+    if (sig === undefined) {
+      sig = JSON.stringify([
+        namespaceLabels.get(ns)?.[MESH_LABEL] ?? null,
+        (servicesByNs.get(ns) ?? []).map((x) => [x.key, x.selector ?? null, x.ports]),
+        (selectorPoliciesByNs.get(ns) ?? []).map((x) => [x.key, x.selector]),
+        paSig, trustDomain, clusterId, rootNamespace,
+      ]);
+      nsSigs.set(ns, sig);
+    }
+    return sig;
+  };
+  const nextCache: TranslationCache | undefined = cache ? new Map() : undefined;
   for (const s of byKind('Pod')) {
     guard(s, () => {
       const pod = s.object;
@@ -283,6 +307,14 @@ export function translateSnapshot(snapshot: ClusterSnapshot, opts: TranslateOpti
         }
         for (const ip of ips) seenIps.set(ip, `Pod ${namespace}/${name}`);
       }
+      if (addresses.has(uid)) throw new ObjectError('metadata.uid', `uid ${uid} is used by two pods`);
+      const sig = cache ? `${nsSig(namespace)}\n${JSON.stringify(pod)}` : '';
+      const hit = cache?.get(uid);
+      if (hit && hit.sig === sig) {
+        addresses.set(uid, hit.address);
+        nextCache!.set(uid, hit);
+        return;
+      }
       const svcMap: Record<string, PortList> = {};
       for (const svc of servicesByNs.get(namespace) ?? []) {
         if (!svc.selector || !labelsMatch(svc.selector, labels)) continue;
@@ -312,9 +344,14 @@ export function translateSnapshot(snapshot: ClusterSnapshot, opts: TranslateOpti
         clusterId,
         networkMode: hostNetwork ? NetworkMode.HOST_NETWORK : NetworkMode.STANDARD,
       });
-      if (addresses.has(uid)) throw new ObjectError('metadata.uid', `uid ${uid} is used by two pods`);
-      addresses.set(uid, create(AddressSchema, { type: { case: 'workload', value: workload } }));
+      const address = create(AddressSchema, { type: { case: 'workload', value: workload } });
+      addresses.set(uid, address);
+      nextCache?.set(uid, { sig, address });
     });
+  }
+  if (cache && nextCache) {
+    cache.clear();
+    for (const [k, v] of nextCache) cache.set(k, v);
   }
   return { addresses, policies, identitiesByNode, problems };
 }
