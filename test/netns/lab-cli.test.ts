@@ -18,13 +18,17 @@ describe('weft lab demo and up under signals', { skip }, () => {
   after(async () => {
     for (const n of made) await destroyLab(n);
   });
-  it('with --exit shows the lab and tears it down at once', () => {
+  it('with --exit walks through every step of the demo, each holding, then tears the lab down (npm start -- --exit)', () => {
     const name = `e${randomBytes(3).toString('hex')}`;
     made.push(name);
     const r = spawnSync(process.execPath, ['agent/bin/weft.js', 'lab', 'demo', '--exit', '--name', name], { encoding: 'utf8' });
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, /NODE\s+IP/);
     assert.match(r.stdout, /demo\s+client-1\s+node1\s+198\.18\./);
+    for (const step of ['Plaintext before the mesh', 'Label namespace demo', 'Encrypted, with SPIFFE identities', 'A DENY policy refuses one caller', 'STRICT refuses plaintext', 'Remove the label: pods released']) {
+      assert.match(r.stdout, new RegExp(`✓ \\d\\. ${step}`), `step '${step}' held:\n${r.stdout}`);
+    }
+    assert.match(r.stdout, /All 6 steps held\./);
     assert.match(r.stderr, /is down/);
     assertNothingLeft(name);
   });

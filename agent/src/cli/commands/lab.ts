@@ -2,6 +2,7 @@
 import { UsageError } from '../../common/errors.js';
 import { outputFormat, outputOption, table, type Command, type Io, type OptionSpec, type Parsed } from '../command.js';
 import { DEFAULT_LAB_NAME, destroyLab, knownLabs, Lab, labExists, labHealth, sweep, type ChangeResult, type LabStatus } from '../../lab/index.js';
+import { renderSummary, walkThrough } from '../../lab/demo.js';
 
 const nameOption: OptionSpec = { name: { type: 'string' } };
 
@@ -267,15 +268,21 @@ Options:
 
 const demo: Command = {
   name: 'demo',
-  summary: 'Bring up a 2-node lab, show it, keep it until Ctrl-C',
+  summary: 'The guided demo: plaintext, live enrolment, mTLS, policies, release (npm start)',
   usage: ['weft lab demo [--name NAME] [--exit]'],
-  help: `Brings up a 2-node lab with 2 pods per node, prints its status, and keeps it up until
-Ctrl-C (SIGINT) or SIGTERM, then tears it down. With --exit it tears down at once.
+  help: `Brings up a two-node lab with the controller and an agent per node, then walks through,
+explaining and checking each step: plaintext traffic before the mesh (seen on the fabric);
+the label weft.io/mesh=enabled on namespace demo capturing its running pods (same PIDs);
+encrypted traffic with SPIFFE identities; a DENY policy refusing one caller; STRICT refusing
+plaintext from outside the mesh; the label removed and the pods released. Prints a summary
+and keeps the lab up for exploring until Ctrl-C (SIGINT) or SIGTERM, then tears it down.
 \`npm start\` runs this.
+
+Exit code: 0 when every step held, 1 otherwise.
 
 Options:
 ${NAME_HELP}
-  --exit             tear down right after showing the status`,
+  --exit             tear down after the summary instead of waiting for Ctrl-C`,
   options: { ...nameOption, exit: { type: 'boolean' } },
   async run(args, io) {
     return runDemo(labName(args), args.values.exit === true, io);
@@ -295,18 +302,24 @@ async function runDemo(name: string, exitAtOnce: boolean, io: Io): Promise<numbe
   try {
     let lab: Lab;
     try {
-      lab = await Lab.up({ name, nodes: 2, podsPerNode: 2, onProgress: (m) => io.err(`${m}\n`), signal: abort.signal });
+      lab = await Lab.up({ name, nodes: 2, podsPerNode: 2, mesh: true, onProgress: (m) => io.err(`${m}\n`), signal: abort.signal });
     } catch (err) {
       if (!abort.signal.aborted) throw err;
       io.err(`interrupted; lab '${name}' removed\n`);
       return 130;
     }
+    let allHeld = false;
     try {
       io.out(renderStatus(lab.status()));
+      const steps = await walkThrough(lab, { say: (t) => io.out(t), progress: (t) => io.err(`${t}\n`) });
+      io.out(renderSummary(steps));
+      allHeld = steps.every((s) => s.ok);
       if (!exitAtOnce && !abort.signal.aborted) {
         const [a, b] = lab.status().pods;
-        io.out(`\nTry, in another terminal:\n  npx weft lab exec --name ${name} ${a?.namespace}/${a?.name} -- node -e "fetch('http://${b?.ip}:8080/hi').then(r=>r.text()).then(console.log)"\n`);
-        io.out('\nThe lab stays up until Ctrl-C.\n');
+        io.out(`\nThe lab stays up for exploring until Ctrl-C. Try, in another terminal:\n` +
+          `  npx weft lab exec --name ${name} ${a?.namespace}/${a?.name} -- node -e "fetch('http://${b?.ip}:8080/hi').then(r=>r.text()).then(console.log)"\n` +
+          `  npx weft lab label --name ${name} namespace demo weft.io/mesh=enabled\n` +
+          `  npx weft workloads --lab ${name} --node node1\n`);
         // Signal handlers do not keep Node's event loop alive; a timer does.
         const keepAlive = setInterval(() => undefined, 1 << 30);
         await stopped.finally(() => clearInterval(keepAlive));
@@ -316,7 +329,7 @@ async function runDemo(name: string, exitAtOnce: boolean, io: Io): Promise<numbe
       await lab.down();
       io.err(`lab '${name}' is down\n`);
     }
-    return 0;
+    return allHeld ? 0 : 1;
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
