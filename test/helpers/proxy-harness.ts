@@ -83,7 +83,7 @@ export class Mesh {
   readonly view = new MemoryMeshView();
   readonly pods: TestPod[] = [];
   readonly nodes: TestNode[] = [];
-  private readonly hbonePorts = new Map<string, number>();
+  readonly hbonePorts = new Map<string, number>();
   private cleanups: (() => unknown)[] = [];
 
   private constructor(readonly ca: TestCa) {}

@@ -86,6 +86,7 @@ export function refuseStream(stream: http2.ServerHttp2Stream, status: number): v
 export class HboneServer {
   readonly server: http2.Http2SecureServer;
   private readonly sessions = new Map<http2.ServerHttp2Session, SessionFacts>();
+  private readonly draining = new WeakSet<http2.ServerHttp2Session>();
   /** the most recent refusal, for diagnostics (admin, tests) */
   lastRejection?: { reason: RejectReason; error: string };
 
@@ -141,9 +142,30 @@ export class HboneServer {
     return this.sessions.size;
   }
 
-  /** GOAWAY to every session: streams in flight finish, new ones go elsewhere. */
-  drain(): void {
-    for (const s of this.sessions.keys()) if (!s.closed) s.close();
+  /** The live inbound HTTP/2 sessions (admin, drain). */
+  sessionList(): http2.ServerHttp2Session[] {
+    return [...this.sessions.keys()];
+  }
+
+  /**
+   * Graceful shutdown in RFC 9113 6.8 order: a GOAWAY that still admits every stream (last id
+   * 2^31-1), so a stream the peer opens while it is in flight is not refused, then after
+   * `graceMs` the final GOAWAY with the last processed stream; streams in flight finish and the
+   * session closes when they have. Idempotent.
+   */
+  async drain(graceMs = 500): Promise<void> {
+    const live = this.sessionList().filter((s) => !s.closed && !s.destroyed);
+    const fresh = live.filter((s) => !this.draining.has(s));
+    for (const s of fresh) {
+      this.draining.add(s);
+      try {
+        s.goaway(http2.constants.NGHTTP2_NO_ERROR, 2 ** 31 - 1);
+      } catch {
+        /* closing anyway */
+      }
+    }
+    if (fresh.length) await new Promise((r) => setTimeout(r, graceMs));
+    for (const s of live) if (!s.closed && !s.destroyed) s.close();
   }
 
   close(): void {

@@ -56,6 +56,8 @@ export class PodProxy {
   readonly identity: string;
   readonly hbone: HboneServer;
   private readonly servers: net.Server[] = [];
+  /** resolve when a closed listener's last connection is gone */
+  private readonly serversClosed: Promise<unknown>[] = [];
   private readonly sockets = new Set<net.Socket>();
   private readonly tlsSockets = new WeakSet<net.Socket>();
   private readonly hooks: Required<Pick<PodNetHooks, 'dialOut' | 'dialApp'>> & PodNetHooks;
@@ -228,14 +230,20 @@ export class PodProxy {
     handleInbound(a, this.node.inboundEnv(this.hooks.dialApp));
   }
 
+  /** Closes the listeners (a SO_REUSEPORT peer takes new connections); connections go on. */
+  async stopAccepting(): Promise<void> {
+    // close()'s callback fires only once the server's connections are gone: not awaited here.
+    for (const srv of this.servers.splice(0)) this.serversClosed.push(new Promise((r) => srv.close(r)));
+  }
+
   /**
-   * Stops accepting (listeners closed, HBONE sessions sent GOAWAY) and waits up to `timeoutMs`
-   * for this pod's connections to finish — for a restart handing over via SO_REUSEPORT.
+   * Stops accepting, sends HBONE peers the two-step GOAWAY, and waits up to `timeoutMs` for
+   * this pod's connections to finish — a restart handing over via SO_REUSEPORT drops nothing.
    */
   async drain(timeoutMs = 30_000): Promise<void> {
-    await Promise.all(this.servers.map((s) => new Promise((r) => s.close(r))));
-    this.hbone.drain();
     const deadline = Date.now() + timeoutMs;
+    await this.stopAccepting();
+    await this.hbone.drain(Math.min(500, timeoutMs));
     while (this.sockets.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
   }
 
@@ -245,7 +253,8 @@ export class PodProxy {
     this.closed = true;
     this.unsubscribe();
     // Listeners stop accepting; close() callbacks only fire once every connection is gone.
-    const closing = this.servers.map((srv) => new Promise((r) => srv.close(r)));
+    await this.stopAccepting();
+    const closing = this.serversClosed;
     this.hbone.close();
     // Sockets handed to TLS are only destroyed: an RST (resetAndDestroy) on a TCP handle that
     // a TLS/http2 wrap still consumes can leave the handle never finishing its close.
