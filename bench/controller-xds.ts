@@ -7,7 +7,7 @@
 // the run records the machine's CPU count and load so numbers are read in context: with all
 // agents as processes on one small machine, "all at once" mostly measures CPU contention
 // (every agent decodes the whole cluster), which is why one agent alone is reported too.
-// Run: node dist/bench/controller-xds.js [--workloads N] [--agents N] [--rounds N]
+// Run: node --expose-gc dist/bench/controller-xds.js [--workloads N] [--agents N] [--rounds N] [--settle-ms MS]
 // Writes bench/results/controller-xds-<time>.{json,md}.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -28,6 +28,7 @@ const { values } = parseArgs({ options: {
   workloads: { type: 'string', default: '10000' },
   agents: { type: 'string', default: '50' },
   rounds: { type: 'string', default: '5' },
+  'settle-ms': { type: 'string', default: '5000' },
 } });
 const N = Number(values.workloads);
 const A = Number(values.agents);
@@ -117,6 +118,8 @@ try {
   const synced = lines.map((l) => l.find((v) => v.synced)!);
   const syncMs = synced.map((v) => v.synced! - tStart);
   if (synced.some((v) => v.workloads !== N)) throw new Error('an agent synced without every workload');
+  // let the sync storm finish (agents' GC, the controller's write buffers) before timing changes
+  await new Promise((r) => setTimeout(r, Number(values['settle-ms'])));
   const changeMs: number[] = [];
   for (let r = 1; r <= ROUNDS; r++) {
     const seen = lines.map((l) => l.filter((v) => v.changed).length);
