@@ -27,6 +27,11 @@ const find = (objs: Any[], kind: string, name: string) => {
   return o;
 };
 const agentPod = (objs: Any[]) => find(objs, 'DaemonSet', 'weft-agent').spec.template.spec;
+const arg = (container: Any, flag: string) => {
+  const i = (container.args as string[]).indexOf(flag);
+  assert.ok(i > 0, `${flag} is passed`);
+  return container.args[i + 1] as string;
+};
 const env = (container: Any) => Object.fromEntries((container.env as Any[]).map((e) => [e.name, e.value ?? e.valueFrom]));
 
 /** Every key/value pair anywhere in an object tree. */
@@ -95,9 +100,9 @@ describe('weft manifest: the install', () => {
     const ds = find(await manifest('--set', 'agent.terminationGracePeriodSeconds=45,agent.drainDeadlineSeconds=40'), 'DaemonSet', 'weft-agent');
     assert.deepEqual(ds.spec.updateStrategy, { type: 'RollingUpdate', rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } });
     assert.equal(ds.spec.template.spec.terminationGracePeriodSeconds, 45);
-    assert.equal(env(ds.spec.template.spec.containers[0]).WEFT_DRAIN_DEADLINE_SECONDS, '40');
+    assert.equal(arg(ds.spec.template.spec.containers[0], '--drain-deadline'), '40s');
     const def = find(await manifest(), 'DaemonSet', 'weft-agent').spec.template.spec;
-    assert.ok(Number(env(def.containers[0]).WEFT_DRAIN_DEADLINE_SECONDS) < def.terminationGracePeriodSeconds);
+    assert.ok(parseInt(arg(def.containers[0], '--drain-deadline'), 10) < def.terminationGracePeriodSeconds);
   });
 
   it('resources are set for both workloads and follow the values', async () => {
@@ -116,6 +121,7 @@ describe('weft manifest: the install', () => {
     assert.equal(mounts.bpffs.mountPropagation, 'Bidirectional');
     assert.equal(vols.bpffs.hostPath.path, '/sys/fs/bpf');
     assert.equal(mounts.cgroup.readOnly, true);
+    assert.equal(mounts.cgroup.mountPath, '/sys/fs/cgroup', 'the agent finds cgroup v2 at its usual place');
     assert.equal(vols.cgroup.hostPath.path, '/sys/fs/cgroup');
     assert.equal(mounts['host-proc'].readOnly, true);
     assert.equal(vols['host-proc'].hostPath.path, '/proc');
@@ -126,17 +132,39 @@ describe('weft manifest: the install', () => {
     const token = vols['weft-token'].projected.sources[0].serviceAccountToken;
     assert.equal(token.audience, 'weft-xds');
     assert.ok(token.expirationSeconds <= 3600);
-    assert.equal(mounts['weft-token'].mountPath + '/' + token.path, env(pod.containers[0]).WEFT_TOKEN_FILE);
+    assert.equal(mounts['weft-token'].mountPath + '/' + token.path, arg(pod.containers[0], '--token-file'));
+    assert.equal(mounts['ca-root'].mountPath + '/root-cert.pem', arg(pod.containers[0], '--ca-root'));
+    assert.equal(arg(pod.containers[0], '--proc'), mounts['host-proc'].mountPath);
     assert.equal(pod.serviceAccountName, 'weft-agent');
   });
 
-  it('the agent environment: node name from the downward API, controller address in its namespace, trust domain, log level', async () => {
-    const e = env(agentPod(await manifest('--namespace', 'mesh', '--set', 'trustDomain=corp.example,logLevel=warn')).containers[0]);
+  it('the agent command: node name from the downward API, controller address in its namespace, trust domain, log level', async () => {
+    const c = agentPod(await manifest('--namespace', 'mesh', '--set', 'trustDomain=corp.example,logLevel=warn')).containers[0];
+    const e = env(c);
+    assert.equal(c.args[0], 'agent');
     assert.deepEqual(e.WEFT_NODE_NAME, { fieldRef: { fieldPath: 'spec.nodeName' } });
-    assert.equal(e.WEFT_CONTROLLER_ADDRESS, 'weft-controller.mesh.svc:15012');
-    assert.equal(e.WEFT_TRUST_DOMAIN, 'corp.example');
+    assert.equal(arg(c, '--node'), '$(WEFT_NODE_NAME)', 'expanded by the kubelet from the downward API');
+    assert.equal(arg(c, '--controller'), 'weft-controller.mesh.svc:15012');
+    assert.equal(arg(c, '--trust-domain'), 'corp.example');
     assert.equal(e.WEFT_LOG_LEVEL, 'warn');
     assert.equal(e.WEFT_NODE_CHECKS_ANNOTATION, 'weft.io/node-checks');
+  });
+
+  it('the agent flags are ones `weft agent` accepts, with values it parses', async () => {
+    const { agentCommand } = await import('../../agent/src/cli/commands/agent.js');
+    const { agentOptionsFromFlags } = await import('../../agent/src/agent/index.js');
+    const { parseCommandArgs } = await import('../../agent/src/cli/command.js');
+    const c = agentPod(await manifest('--set', 'agent.drainDeadlineSeconds=7')).containers[0];
+    const argv = (c.args as string[]).slice(1).map((a) => a.replace('$(WEFT_NODE_NAME)', 'node-a'));
+    const parsed = parseCommandArgs(agentCommand, argv);
+    const opts = agentOptionsFromFlags(parsed.values as Any);
+    assert.equal(opts.node, 'node-a');
+    assert.equal(opts.drainDeadlineMs, 7000);
+    assert.equal(opts.proc, '/host/proc');
+    assert.equal(opts.readiness.port, 15021);
+    assert.equal(opts.metrics.port, 15020);
+    assert.equal(opts.admin.host, '127.0.0.1');
+    assert.equal(opts.admin.port, 15000);
   });
 
   it('the controller: Service on 15012, readiness on 15021, kubernetes source, trust domain and trusted agent account', async () => {

@@ -8,6 +8,7 @@ export const AGENT = 'weft-agent';
 export const NODE_CHECKS_ANNOTATION = 'weft.io/node-checks';
 export const PORTS = { xds: 15012, admin: 15000, metrics: 15020, readiness: 15021 } as const;
 export const READY_PATH = '/healthz/ready';
+const TOKEN_FILE = '/var/run/secrets/weft/token';
 
 export interface InstallObject {
   /** templates/<file> in the chart */
@@ -203,20 +204,22 @@ const agentObjects: InstallObject[] = [
               name: 'agent',
               image,
               imagePullPolicy: val('image.pullPolicy', 'string'),
-              args: ['agent'],
+              // `weft agent`'s flags; $(WEFT_NODE_NAME) is expanded by the kubelet from env below.
+              args: [
+                'agent',
+                '--node', '$(WEFT_NODE_NAME)',
+                '--controller', concat(`${CONTROLLER}.`, namespace, `.svc:${PORTS.xds}`),
+                '--token-file', TOKEN_FILE,
+                '--ca-root', '/var/run/weft/ca/root-cert.pem',
+                '--trust-domain', val('trustDomain', 'string'),
+                '--proc', '/host/proc',
+                '--drain-deadline', concat(val('agent.drainDeadlineSeconds', 'integer'), 's'),
+              ],
               env: [
                 fieldEnv('WEFT_NODE_NAME', 'spec.nodeName'),
                 fieldEnv('WEFT_POD_NAME', 'metadata.name'),
                 fieldEnv('WEFT_POD_NAMESPACE', 'metadata.namespace'),
-                { name: 'WEFT_CONTROLLER_ADDRESS', value: concat(`${CONTROLLER}.`, namespace, `.svc:${PORTS.xds}`) },
-                { name: 'WEFT_TOKEN_FILE', value: '/var/run/secrets/weft/token' },
-                { name: 'WEFT_CA_ROOT_FILE', value: '/var/run/weft/ca/root-cert.pem' },
-                { name: 'WEFT_TRUST_DOMAIN', value: val('trustDomain', 'string') },
                 { name: 'WEFT_LOG_LEVEL', value: val('logLevel', 'string') },
-                note('a stopping agent keeps proxying open connections this long, then exits', { name: 'WEFT_DRAIN_DEADLINE_SECONDS', value: val('agent.drainDeadlineSeconds', 'string') }),
-                { name: 'WEFT_HOST_PROC', value: '/host/proc' },
-                { name: 'WEFT_CGROUP_ROOT', value: '/host/sys/fs/cgroup' },
-                { name: 'WEFT_BPFFS', value: '/sys/fs/bpf' },
                 { name: 'WEFT_NODE_CHECKS_ANNOTATION', value: NODE_CHECKS_ANNOTATION },
               ],
               ports: [
@@ -241,7 +244,7 @@ const agentObjects: InstallObject[] = [
                 note('BPF pins outlive the agent (restarts, upgrades); Bidirectional so pins made here reach the host', {
                   name: 'bpffs', mountPath: '/sys/fs/bpf', mountPropagation: 'Bidirectional',
                 }),
-                note('pod cgroups, to attach the connect/sockops programs', { name: 'cgroup', mountPath: '/host/sys/fs/cgroup', readOnly: true }),
+                note('the host\'s cgroup v2 hierarchy over the container\'s own view: pod cgroups, to attach\nthe connect/sockops programs', { name: 'cgroup', mountPath: '/sys/fs/cgroup', readOnly: true }),
                 note('the host\'s processes: pod cgroups and network namespaces', { name: 'host-proc', mountPath: '/host/proc', readOnly: true }),
                 { name: 'weft-token', mountPath: '/var/run/secrets/weft', readOnly: true },
                 { name: 'ca-root', mountPath: '/var/run/weft/ca', readOnly: true },

@@ -11,6 +11,7 @@ export interface Leaf {
   doc: string;
   enum?: string[];
   minimum?: number;
+  maximum?: number;
   /** Item schema for arrays / value schema for free-form maps (JSON schema). */
   items?: Record<string, unknown>;
   additionalProperties?: Record<string, unknown>;
@@ -40,7 +41,7 @@ export const VALUES_SPEC: Spec = {
     },
     tokenAudience: { type: 'string', default: 'weft', doc: 'Audience of the projected service-account token the agent presents to the controller.' },
     terminationGracePeriodSeconds: { type: 'integer', default: 30, minimum: 1, doc: 'How long Kubernetes waits for an agent to stop; keep it above drainDeadlineSeconds.' },
-    drainDeadlineSeconds: { type: 'integer', default: 25, minimum: 0, doc: 'How long a stopping agent keeps proxying open connections while its successor takes over (WEFT_DRAIN_DEADLINE_SECONDS).' },
+    drainDeadlineSeconds: { type: 'integer', default: 25, minimum: 0, maximum: 3600, doc: 'How long a stopping agent keeps proxying open connections while its successor takes over (weft agent --drain-deadline).' },
     priorityClassName: { type: 'string', default: 'system-node-critical', doc: 'The agent carries every enrolled pod\'s traffic: evict it last.' },
     resources: resources('100m', '128Mi', '1Gi'),
     nodeSelector: { type: 'object', default: { 'kubernetes.io/os': 'linux' }, additionalProperties: { type: 'string' }, doc: 'Nodes that run an agent.' },
@@ -81,6 +82,7 @@ export function valuesSchema(spec: Spec = VALUES_SPEC, top = true): Record<strin
       const p: Record<string, unknown> = { type: s.type, description: s.doc.replace(/\n/g, ' ') };
       if (s.enum) p.enum = s.enum;
       if (s.minimum !== undefined) p.minimum = s.minimum;
+      if (s.maximum !== undefined) p.maximum = s.maximum;
       if (s.items) p.items = s.items;
       if (s.additionalProperties) p.additionalProperties = s.additionalProperties;
       properties[k] = p;
@@ -113,6 +115,7 @@ export function validateValues(values: { [k: string]: Json }, spec: Spec = VALUE
     if (t !== s.type) throw new DeployValuesError(path, `must be ${s.type === 'integer' ? 'an' : 'a'} ${s.type}, not ${t}${t === 'integer' && s.type === 'string' ? ' (use --set-string for numbers meant as strings)' : ''}`);
     if (s.enum && !s.enum.includes(v as string)) throw new DeployValuesError(path, `must be one of ${s.enum.join(', ')}, not '${String(v)}'`);
     if (s.minimum !== undefined && (v as number) < s.minimum) throw new DeployValuesError(path, `must be at least ${s.minimum}`);
+    if (s.maximum !== undefined && (v as number) > s.maximum) throw new DeployValuesError(path, `must be at most ${s.maximum}`);
     if (s.additionalProperties?.type === 'string') {
       for (const [mk, mv] of Object.entries(v as object)) {
         if (typeof mv !== 'string') throw new DeployValuesError(`${path}.${mk}`, `must be a string, not ${typeOf(mv as Json)}`);
