@@ -4,7 +4,6 @@
 // connections get up to the drain deadline, then everything closes. Redirection pins stay,
 // so a pod's traffic fails closed until the next agent (or the one beside us) takes over.
 import { readFileSync } from 'node:fs';
-import http2 from 'node:http2';
 import { WeftError } from '../common/errors.js';
 import { logger } from '../common/log.js';
 import { NodeSync } from '../state/node-sync.js';
@@ -50,24 +49,6 @@ function requireCgroup2(): string {
   const m = cgroup2Mount();
   if (!m) throw new AgentSetupError('no cgroup v2 mount found in /proc/mounts', 'pods are found by their cgroup v2 path; mount cgroup2 (e.g. at /sys/fs/cgroup) or run with --no-redirect');
   return m;
-}
-
-type Drainable = { drain?: (ms: number) => Promise<void>; servers?: Array<{ close(): void }> };
-
-/** Closes a pod proxy's listeners without touching its connections. */
-function stopAccepting(pod: object, deadlineMs: number): void {
-  const p = pod as Drainable;
-  if (typeof p.drain === 'function') {
-    void p.drain.call(pod, deadlineMs).catch(() => undefined);
-    return;
-  }
-  for (const s of p.servers ?? []) s.close();
-}
-
-/** The HBONE server's live HTTP/2 sessions (not public API of the proxy: read defensively). */
-function hboneSessions(server: object): http2.ServerHttp2Session[] {
-  const m = (server as { sessions?: unknown }).sessions;
-  return m instanceof Map ? ([...m.keys()] as http2.ServerHttp2Session[]) : [];
 }
 
 export class Agent {
@@ -231,24 +212,16 @@ export class Agent {
     await Promise.all(this.endpoints.map((e) => e.close().catch(() => undefined)));
     const deadline = t0 + deadlineMs;
     const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-    // 1. Stop accepting: the listeners close (SO_REUSEPORT peers of a new agent, and
-    //    tcp_migrate_req, take what is queued).
-    for (const p of this.proxy.pods()) stopAccepting(p, deadlineMs);
-    // 2. HBONE peers: a GOAWAY that still admits every stream (last id 2^31-1) first, so a
-    //    stream a peer opens while it is in flight is not refused; the peer stops opening new
-    //    ones on that connection. Then the real GOAWAY (RFC 9113 6.8).
-    const sessions = this.proxy.pods().flatMap((p) => hboneSessions(p.hbone));
-    for (const s of sessions) {
-      try {
-        if (!s.closed && !s.destroyed) s.goaway(http2.constants.NGHTTP2_NO_ERROR, 2 ** 31 - 1);
-      } catch {
-        /* closing anyway */
-      }
-    }
-    if (sessions.length) await sleep(Math.min(500, deadlineMs));
-    for (const p of this.proxy.pods()) p.hbone.drain();
-    // 3. Established connections finish on their own until the deadline.
-    while (this.proxy.connections().length > 0 && Date.now() < deadline) await sleep(50);
+    // Each pod proxy stops accepting (a new agent's SO_REUSEPORT listeners, with
+    // tcp_migrate_req, take what is queued) and sends its HBONE peers the two-step GOAWAY.
+    const pods = this.proxy.pods();
+    for (const p of pods) void p.drain(deadlineMs).catch(() => undefined);
+    // HBONE sessions still in their TLS handshake when the listeners closed show up later:
+    // each round GOAWAYs the new ones too. Established connections get until the deadline.
+    do {
+      await sleep(Math.max(0, Math.min(500, deadline - Date.now())));
+      await Promise.all(pods.map((p) => p.hbone.drain(Math.max(0, Math.min(500, deadline - Date.now()))).catch(() => undefined)));
+    } while (this.proxy.connections().length > 0 && Date.now() < deadline);
     const left = this.proxy.connections().length;
     if (left) log.warn({ connections: left }, 'drain deadline reached; closing the remaining connections');
     await this.proxy.close().catch((err: Error) => log.warn({ err: err.message }, 'closing the proxy failed'));

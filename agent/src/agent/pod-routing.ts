@@ -6,6 +6,8 @@
 //   come back over lo to the proxy instead of leaving by eth0 (ebpf-redirection.md).
 // - tcp_migrate_req=1: when an old agent closes its SO_REUSEPORT listeners during a restart,
 //   connections still in its accept queue move to the new agent's listener instead of being reset.
+// Setting up is idempotent and never removes the rule first: a restarted agent re-enrolling a
+// pod must not open a window in which the app's replies to a tunnelled client leave by eth0.
 // Release removes the rule, the route and fwmark_accept again.
 import { run } from '../common/exec.js';
 import { WeftError } from '../common/errors.js';
@@ -25,8 +27,7 @@ export class PodRoutingError extends WeftError {
 const SETUP = `set -e
 echo 1 > /proc/sys/net/ipv4/tcp_fwmark_accept
 echo 1 > /proc/sys/net/ipv4/tcp_migrate_req 2>/dev/null || true
-ip -4 rule del fwmark "$1" lookup "$2" 2>/dev/null || true
-ip -4 rule add fwmark "$1" lookup "$2" pref "$2"
+ip -4 rule show | grep -q "fwmark $1 lookup $2" || ip -4 rule add fwmark "$1" lookup "$2" pref "$2"
 ip -4 route replace local 0.0.0.0/0 dev lo table "$2"
 ip -4 route show default | head -n1`;
 

@@ -215,8 +215,16 @@ export class HbonePool {
    * Opens a CONNECT stream to `target` over a pooled connection for `key`. Resolves once the
    * peer answered 200; rejects with HboneStatusError (other status) or HboneConnectError.
    */
-  async connect(key: PoolKey, target: ConnectTarget, dial: TcpDialer): Promise<http2.ClientHttp2Stream> {
+  async connect(key: PoolKey, target: ConnectTarget, dial: TcpDialer, attempt = 0): Promise<http2.ClientHttp2Stream> {
     const conn = this.checkout(key, dial);
+    // REFUSED_STREAM means the peer did not process the stream (RFC 9113 8.7): a draining peer
+    // (agent restart) refuses streams that crossed its GOAWAY. Retry once on a new connection.
+    const refused = (s: http2.ClientHttp2Stream) => s.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM && attempt === 0;
+    const retry = () => {
+      conn.closing = true;
+      this.forget(conn);
+      return this.connect(key, target, dial, attempt + 1);
+    };
     let session: http2.ClientHttp2Session;
     try {
       session = await conn.ready;
@@ -246,11 +254,13 @@ export class HbonePool {
       const onError = (err: Error) => {
         stream.off('response', onResponse);
         stream.off('close', onClose);
+        if (refused(stream)) return resolve(retry());
         reject(new HboneConnectError(formatAddr(key.dst), err));
       };
       const onClose = () => {
         stream.off('response', onResponse);
         stream.off('error', onError);
+        if (refused(stream)) return resolve(retry());
         reject(new HboneConnectError(formatAddr(key.dst), new Error(`stream closed before a response (code ${stream.rstCode})`)));
       };
       stream.once('response', onResponse);
