@@ -115,6 +115,7 @@ export class Controller extends EventEmitter<{ translated: [Translation] }> impl
 
   async stop(): Promise<void> {
     await this.opts.source.stop();
+    this.ads.closeAll();
     await this.server?.close();
   }
 }

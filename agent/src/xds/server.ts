@@ -67,6 +67,11 @@ export class DeltaAdsServer extends EventEmitter<AdsServerEvents> {
     return this.streams.size;
   }
 
+  /** Ends every stream (agents reconnect, to this or another replica) so shutdown is prompt. */
+  closeAll(): void {
+    for (const s of this.streams) s.end();
+  }
+
   implementation(): UntypedServiceImplementation {
     return { DeltaAggregatedResources: (call: Stream) => void this.handle(call) };
   }
@@ -116,6 +121,10 @@ class AdsStream {
     private readonly events: DeltaAdsServer,
     readonly log: ReturnType<typeof logger>,
   ) {}
+
+  end(): void {
+    this.call.end();
+  }
 
   onRequest(req: DeltaDiscoveryRequest): void {
     const typeUrl = req.typeUrl;
