@@ -14,6 +14,7 @@ import { NodeSync } from '../../agent/src/state/node-sync.js';
 import { configDump } from '../../agent/src/state/dump.js';
 import { startAdminServer, type RunningAdmin } from '../../agent/src/telemetry/admin-server.js';
 import { main } from '../../agent/src/cli/main.js';
+import { tokenFromFile } from '../../agent/src/xds/connection.js';
 
 const ns = (labels: Record<string, string>) => `apiVersion: v1\nkind: Namespace\nmetadata: { name: shop, labels: ${JSON.stringify(labels)} }\n`;
 const pod = (name: string, node: string, ip: string, sa: string) => `---
@@ -65,7 +66,8 @@ describe('agent control-plane sync against a controller on a manifest directory'
     await writeFile(join(manifests, 'apps.yaml'), OTHERS);
     controller = await Controller.start({ source: new DirectorySource(manifests, { debounceMs: 20 }), stateDir: join(dir, 'state'), listen: '127.0.0.1:0' });
     const tokens = await HmacNodeTokens.fromStateDir(join(dir, 'state'));
-    sync = new NodeSync({ node: 'node1', address: `127.0.0.1:${controller.port}`, rootCertPem: controller.ca.rootsPem, token: () => tokens.issue('node1') });
+    await writeFile(join(dir, 'token'), tokens.issue('node1') + '\n', { mode: 0o600 });
+    sync = new NodeSync({ node: 'node1', address: `127.0.0.1:${controller.port}`, rootCertPem: controller.ca.rootsPem, token: tokenFromFile(join(dir, 'token')) });
     sync.start();
     await sync.waitSynced();
     admin = await startAdminServer({ port: 0, configDump: () => configDump(sync.state, sync.certs.list(), { node: 'node1', connected: sync.xds.connected, synced: sync.xds.synced }) });

@@ -16,3 +16,16 @@ export interface ControlPlaneConnection {
 export function channelOptions(conn: ControlPlaneConnection): ChannelOptions {
   return conn.serverName ? { 'grpc.ssl_target_name_override': conn.serverName, 'grpc.default_authority': conn.serverName } : {};
 }
+
+/**
+ * A token source that re-reads a file on every (re)connect, so a rotated projected
+ * service-account token (or a re-issued lab token) is picked up without a restart.
+ */
+export function tokenFromFile(path: string): () => Promise<string> {
+  return async () => {
+    const { readFile } = await import('node:fs/promises');
+    const t = (await readFile(path, 'utf8')).trim();
+    if (!t) throw new Error(`token file ${path} is empty`);
+    return t;
+  };
+}
