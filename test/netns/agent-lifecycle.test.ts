@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import type { ChildProcess } from 'node:child_process';
 import { privilegedSkip } from '../helpers/privilege.js';
 import { Lab, type PodStatus } from '../../agent/src/lab/index.js';
+import { Redirector } from '../../agent/src/redirect/index.js';
 import { agentDump, waitFor } from './mesh-helpers.js';
 
 const skip = privilegedSkip();
@@ -38,6 +39,15 @@ function startLoad(lab: Lab, from: string, host: string, concurrency: number, ho
       }
     },
   };
+}
+
+async function inspect(lab: Lab, node: string, uid: string) {
+  const r = await Redirector.open({ agentId: `weft-${lab.name}-${node}` });
+  try {
+    return await r.inspect(uid);
+  } finally {
+    r.close();
+  }
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -90,8 +100,12 @@ describe('agent lifecycle in the lab (issue 6)', { skip }, () => {
     assert.ok(res.held.done && res.held.echoed === res.held.sent && res.held.sent > 20, `held connection: ${JSON.stringify(res.held)}`);
   });
 
-  it('kill -9 of an agent fails closed; a new agent restores service without restarting pods', async () => {
+  it('kill -9 of an agent fails closed; a new agent reconciles (stale released, nothing attached twice) and restores service without restarting pods', async () => {
+    const extra = await lab.addPod({ namespace: 'demo', name: 'extra-1', node: 'node1', labels: { app: 'extra' } });
+    await waitFor('extra-1 enrolled', async () => (await agentDump(lab, 'node1')).enrolment.find((e) => e.uid === extra.uid)?.state === 'enrolled', 20_000);
     await lab.stopAgent('node1', 'SIGKILL');
+    // While no agent runs, the pod leaves the mesh: the next agent must release it.
+    await lab.label('pod', 'demo/extra-1', 'weft.io/mesh=disabled');
     // Outbound from an enrolled pod: refused, never sent in plaintext around the proxy.
     const out = await lab.httpGet('demo/client-1', `http://${server.ip}:8080/while-dead`, 3000);
     assert.equal(out.ok, false, JSON.stringify(out));
@@ -99,6 +113,10 @@ describe('agent lifecycle in the lab (issue 6)', { skip }, () => {
     const inbound = await lab.httpGet('other/client-1', `http://${client.ip}:8080/while-dead`, 2000);
     assert.equal(inbound.ok, false, JSON.stringify(inbound));
     await lab.startAgent('node1');
+    assert.equal(await inspect(lab, 'node1', extra.uid), undefined, 'the stale enrolment was released at start-up');
+    const kept = await inspect(lab, 'node1', client.uid);
+    assert.ok(kept?.pod.complete, 'the enrolled pod stayed enrolled');
+    assert.deepEqual(kept!.cgroupPrograms, { connect4: ['weft_connect4'], connect6: ['weft_connect6'], sockops: ['weft_sockops'] }, 'nothing attached twice');
     const back = await lab.httpGet('demo/client-1', `http://${server.ip}:8080/after`);
     assert.equal(back.status, 200, JSON.stringify(back));
     const inAgain = await lab.httpGet('other/client-1', `http://${client.ip}:8080/after`);
