@@ -14,7 +14,20 @@ export interface Obj {
 interface Event { rv: number; path: string; type: 'ADDED' | 'MODIFIED' | 'DELETED'; object: Obj }
 interface Watcher { path: string; res: ServerResponse; bookmarks: boolean; timer?: NodeJS.Timeout }
 
-export interface RequestRecord { path: string; watch: boolean; resourceVersion?: string; allowWatchBookmarks?: string }
+export interface RequestRecord { path: string; watch: boolean; resourceVersion?: string; allowWatchBookmarks?: string; method?: string }
+
+/** What the API server's authorizer sees (SubjectAccessReview resourceAttributes). */
+export interface ResourceAttributes { verb: string; group: string; resource: string; namespace?: string; name?: string }
+
+/** Request attributes as the API server derives them from method and path. */
+export function resourceAttributes(method: string, path: string, watch: boolean): ResourceAttributes | undefined {
+  const m = /^\/(?:api\/v1|apis\/([^/]+)\/[^/]+)(?:\/namespaces\/([^/]+))?\/([^/]+)(?:\/([^/]+))?$/.exec(path);
+  if (!m) return undefined;
+  const [, group = '', namespace, resource, name] = m as unknown as [string, string | undefined, string | undefined, string, string | undefined];
+  const verb = method === 'POST' ? 'create' : method === 'PUT' ? 'update' : method === 'PATCH' ? 'patch' : method === 'DELETE' ? 'delete'
+    : watch ? 'watch' : name ? 'get' : 'list';
+  return { verb, group, resource, ...(namespace ? { namespace } : {}), ...(name ? { name } : {}) };
+}
 
 const KINDS: Record<string, { kind: string; apiVersion: string }> = {
   '/api/v1/namespaces': { kind: 'Namespace', apiVersion: 'v1' },
@@ -37,8 +50,24 @@ export class KubeApiDouble {
   readonly missing = new Set<string>();
   /** Secrets by namespace/name (get and create only) */
   readonly secrets = new Map<string, Obj>();
-  /** TokenReview answers: token -> user info (username, extra) */
-  readonly tokens = new Map<string, { username: string; extra?: Record<string, string[]> }>();
+  /** ConfigMaps by namespace/name (get, create, update with resourceVersion preconditions) */
+  readonly configMaps = new Map<string, Obj>();
+  /**
+   * Tokens the double's authenticator knows: token -> user info and the token's audiences
+   * (its `aud`; default: the API server's own, like a legacy or default-audience token).
+   */
+  readonly tokens = new Map<string, { username: string; extra?: Record<string, string[]>; audiences?: string[] }>();
+  /** --api-audiences of the API server: what a TokenReview without spec.audiences checks against */
+  apiAudiences = ['https://kubernetes.default.svc.cluster.local'];
+  /**
+   * false: an authenticator that ignores audiences (answers authenticated without
+   * status.audiences, which means "valid for the API server's audiences")
+   */
+  audienceAware = true;
+  /** RBAC: when set, every request is checked and refused with 403 Forbidden unless allowed */
+  authorize: ((a: ResourceAttributes) => boolean) | undefined;
+  /** requests refused by `authorize` */
+  readonly forbidden: ResourceAttributes[] = [];
   private server: Server | undefined;
   port = 0;
 
@@ -123,11 +152,20 @@ export class KubeApiDouble {
     if (rvParam !== null) rec.resourceVersion = rvParam;
     const bm = url.searchParams.get('allowWatchBookmarks');
     if (bm !== null) rec.allowWatchBookmarks = bm;
+    rec.method = req.method ?? 'GET';
     this.requests.push(rec);
     const status = (code: number, reason: string, message: string) => {
       res.writeHead(code, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ kind: 'Status', apiVersion: 'v1', status: 'Failure', code, reason, message }));
     };
+    if (this.authorize) {
+      const a = resourceAttributes(req.method ?? 'GET', path, watch);
+      if (a && !this.authorize(a)) {
+        this.forbidden.push(a);
+        const what = `${a.resource}${a.group ? `.${a.group}` : ''}`;
+        return status(403, 'Forbidden', `${what}${a.name ? ` "${a.name}"` : ''} is forbidden: User "system:serviceaccount:weft-system:weft-controller" cannot ${a.verb} resource "${a.resource}" in API group "${a.group}"${a.namespace ? ` in the namespace "${a.namespace}"` : ' at the cluster scope'}`);
+      }
+    }
     const fi = this.failures.findIndex((f) => f.path === path);
     if (fi >= 0) {
       const f = this.failures.splice(fi, 1)[0]!;
@@ -137,15 +175,59 @@ export class KubeApiDouble {
       let body = '';
       req.on('data', (d: Buffer) => (body += d.toString()));
       req.on('end', () => {
-        const review = JSON.parse(body) as { spec?: { token?: string } };
-        const user = this.tokens.get(review.spec?.token ?? '');
+        const review = JSON.parse(body) as { spec?: { token?: string; audiences?: string[] } };
+        const known = this.tokens.get(review.spec?.token ?? '');
+        // The API server's token authenticator: the review's audiences (or the API server's own
+        // when none are given) must intersect the token's; status.audiences is the intersection.
+        const wanted = review.spec?.audiences?.length ? review.spec.audiences : this.apiAudiences;
+        const tokenAud = known?.audiences ?? this.apiAudiences;
+        const common = this.audienceAware ? wanted.filter((a) => tokenAud.includes(a)) : wanted;
+        let st: unknown;
+        if (!known) st = { authenticated: false, error: 'invalid bearer token' };
+        else if (!common.length) {
+          st = { authenticated: false, error: `[invalid bearer token, token audiences ${JSON.stringify(tokenAud)} is invalid for the target audiences ${JSON.stringify(wanted)}]` };
+        } else {
+          const ns = /^system:serviceaccount:([^:]+):/.exec(known.username)?.[1];
+          const user = { username: known.username, uid: `uid-${known.username}`, groups: [...(ns ? ['system:serviceaccounts', `system:serviceaccounts:${ns}`] : []), 'system:authenticated'], ...(known.extra ? { extra: known.extra } : {}) };
+          st = { authenticated: true, user, ...(this.audienceAware ? { audiences: common } : {}) };
+        }
         res.writeHead(201, { 'content-type': 'application/json' });
-        res.end(JSON.stringify({
-          kind: 'TokenReview', apiVersion: 'authentication.k8s.io/v1', spec: review.spec,
-          status: user ? { authenticated: true, user } : { authenticated: false, error: 'invalid bearer token' },
-        }));
+        res.end(JSON.stringify({ kind: 'TokenReview', apiVersion: 'authentication.k8s.io/v1', metadata: { creationTimestamp: null }, spec: review.spec, status: st }));
       });
       return;
+    }
+    const cmMatch = /^\/api\/v1\/namespaces\/([^/]+)\/configmaps(?:\/([^/]+))?$/.exec(path);
+    if (cmMatch) {
+      const [, ns, name] = cmMatch as unknown as [string, string, string | undefined];
+      const json = (code: number, o: unknown) => {
+        res.writeHead(code, { 'content-type': 'application/json' });
+        res.end(JSON.stringify(o));
+      };
+      if (req.method === 'GET' && name) {
+        const o = this.configMaps.get(`${ns}/${name}`);
+        return o ? json(200, o) : status(404, 'NotFound', `configmaps "${name}" not found`);
+      }
+      if ((req.method === 'POST' && !name) || (req.method === 'PUT' && name)) {
+        let body = '';
+        req.on('data', (d: Buffer) => (body += d.toString()));
+        req.on('end', () => {
+          const o = JSON.parse(body) as Obj;
+          const key = `${ns}/${o.metadata.name}`;
+          const old = this.configMaps.get(key);
+          if (req.method === 'POST' && old) return status(409, 'AlreadyExists', `configmaps "${o.metadata.name}" already exists`);
+          if (req.method === 'PUT') {
+            if (o.metadata.name !== name) return status(400, 'BadRequest', 'the name of the object does not match the name on the URL');
+            if (!old) return status(404, 'NotFound', `configmaps "${name}" not found`);
+            if (o.metadata.resourceVersion && o.metadata.resourceVersion !== old.metadata.resourceVersion) {
+              return status(409, 'Conflict', `Operation cannot be fulfilled on configmaps "${name}": the object has been modified; please apply your changes to the latest version and try again`);
+            }
+          }
+          const stored = { ...o, apiVersion: 'v1', kind: 'ConfigMap', metadata: { ...o.metadata, namespace: ns, resourceVersion: String(++this.rv) } };
+          this.configMaps.set(key, stored);
+          json(req.method === 'POST' ? 201 : 200, stored);
+        });
+        return;
+      }
     }
     const secretMatch = /^\/api\/v1\/namespaces\/([^/]+)\/secrets(?:\/([^/]+))?$/.exec(path);
     if (secretMatch) {

@@ -8,9 +8,6 @@ import { translateSnapshot } from '../../agent/src/controller/translate.js';
 import type { ClusterSnapshot } from '../../agent/src/controller/objects.js';
 import { TunnelProtocol, type Workload } from '../../agent/src/xds/gen/istio/workload/workload_pb.js';
 import { KubeApiDouble } from './controller-kube-api-double.js';
-import { TokenReviewAuthenticator } from '../../agent/src/identity/token-review.js';
-import { loadOrCreateCaInSecrets } from '../../agent/src/identity/ca-secret.js';
-import { createRootMaterial } from '../../agent/src/identity/ca.js';
 
 const NS = '/api/v1/namespaces';
 const PODS = '/api/v1/pods';
@@ -121,39 +118,6 @@ describe('Kubernetes source against a Kubernetes API test double', () => {
     const t = translateSnapshot(latest!);
     assert.ok(t.identitiesByNode.get('node2')?.has('shop/web'));
     assert.ok(!t.identitiesByNode.get('node1')?.has('shop/web'));
-  });
-
-  it('authenticates agents with TokenReview: trusted account, node from the token or its pod', async () => {
-    const auth = new TokenReviewAuthenticator(kubeconfig(api.port), { cacheMs: 0 });
-    api.tokens.set('agent-node1', { username: 'system:serviceaccount:weft-system:weft-agent', extra: { 'authentication.kubernetes.io/node-name': ['node1'] } });
-    api.put(PODS, { metadata: { name: 'weft-agent-x', namespace: 'weft-system' }, spec: { nodeName: 'node7' }, status: {} });
-    api.tokens.set('agent-by-pod', { username: 'system:serviceaccount:weft-system:weft-agent', extra: { 'authentication.kubernetes.io/pod-name': ['weft-agent-x'] } });
-    api.tokens.set('other-sa', { username: 'system:serviceaccount:shop:web', extra: { 'authentication.kubernetes.io/node-name': ['node1'] } });
-    assert.deepEqual(await auth.authenticate('agent-node1'), { node: 'node1', subject: 'system:serviceaccount:weft-system:weft-agent' });
-    assert.equal((await auth.authenticate('agent-by-pod')).node, 'node7');
-    await assert.rejects(auth.authenticate('other-sa'), /system:serviceaccount:shop:web is not a trusted node agent account/);
-    await assert.rejects(auth.authenticate('forged'), /did not accept the token \(invalid bearer token\)/);
-  });
-
-  it('keeps the CA in a Secret: created once, reused by the next start and by a racing replica', async () => {
-    const kc = kubeconfig(api.port);
-    const [a, b] = await Promise.all([loadOrCreateCaInSecrets(kc, 'weft-system'), loadOrCreateCaInSecrets(kc, 'weft-system')]);
-    assert.equal(a.rootsPem, b.rootsPem, 'both replicas use the same root');
-    const again = await loadOrCreateCaInSecrets(kc, 'weft-system');
-    assert.equal(again.rootsPem, a.rootsPem);
-    const stored = api.secrets.get('weft-system/weft-ca-secret') as unknown as { data: Record<string, string> };
-    assert.ok(stored.data['ca-key.pem'] && stored.data['ca-cert.pem']);
-  });
-
-  it('prefers an operator CA in the cacerts Secret', async () => {
-    const m = await createRootMaterial({ trustDomain: 'example.org' });
-    const enc = (t: string) => Buffer.from(t).toString('base64');
-    api.secrets.set('ops/cacerts', { metadata: { name: 'cacerts', namespace: 'ops' }, data: { 'ca-key.pem': enc(m.keyPem), 'ca-cert.pem': enc(m.certPem) } });
-    const ca = await loadOrCreateCaInSecrets(kubeconfig(api.port), 'ops');
-    assert.equal(ca.rootsPem, m.certPem);
-    assert.ok(!api.secrets.has('ops/weft-ca-secret'), 'no self-signed root is made next to an operator CA');
-    api.secrets.set('bad/cacerts', { metadata: { name: 'cacerts', namespace: 'bad' }, data: { 'ca-cert.pem': enc(m.certPem) } });
-    await assert.rejects(loadOrCreateCaInSecrets(kubeconfig(api.port), 'bad'), /Secret bad\/cacerts lacks ca-key\.pem/);
   });
 
   it('serves without a policy CRD that is not installed, and picks it up once it is', async () => {

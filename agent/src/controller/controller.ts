@@ -14,7 +14,8 @@ import { DeltaAdsServer } from '../xds/server.js';
 import { ADDRESS_TYPE_URL, AUTHORIZATION_TYPE_URL, pack } from '../xds/types.js';
 import { AddressSchema } from '../xds/gen/istio/workload/workload_pb.js';
 import { AuthorizationSchema } from '../xds/gen/istio/security/authorization_pb.js';
-import { startGrpcServer, type RunningServer } from './grpc-server.js';
+import { DEFAULT_NAMESPACE, startGrpcServer, type RunningServer } from './grpc-server.js';
+import { parseReadiness, startReadinessServer, type ReadinessServer, type ReadinessState } from './readiness.js';
 import { formatProblem, type ClusterSnapshot, type ClusterSource, type ObjectProblem } from './objects.js';
 import { addressAliases, addressAliasesOf, translateSnapshot, type TranslateOptions, type Translation, type TranslationCache } from './translate.js';
 import type { Any } from '@bufbuild/protobuf/wkt';
@@ -30,6 +31,10 @@ export interface ControllerOptions extends TranslateOptions {
   ca?: Omit<CaOptions, 'trustDomain'>;
   /** loads the CA from elsewhere (e.g. Kubernetes Secrets) instead of <stateDir>/ca */
   loadCa?: (opts: CaOptions) => Promise<CertificateAuthority>;
+  /** serve GET /healthz/ready here (HOST:PORT or :PORT); off when absent */
+  readiness?: string;
+  /** the controller's namespace: its serving certificate names weft-controller.<ns>.svc */
+  namespace?: string;
 }
 
 export class Controller extends EventEmitter<{ translated: [Translation] }> implements NodeIdentityIndex {
@@ -43,6 +48,8 @@ export class Controller extends EventEmitter<{ translated: [Translation] }> impl
   problems: ObjectProblem[] = [];
   readonly ads: DeltaAdsServer;
   private server: RunningServer | undefined;
+  private readinessServer: ReadinessServer | undefined;
+  private synced = false;
 
   private constructor(
     private readonly opts: ControllerOptions,
@@ -55,26 +62,51 @@ export class Controller extends EventEmitter<{ translated: [Translation] }> impl
   }
 
   static async start(opts: ControllerOptions): Promise<Controller> {
-    const caOpts: CaOptions = { ...opts.ca, ...(opts.trustDomain ? { trustDomain: opts.trustDomain } : {}) };
-    const ca = opts.loadCa ? await opts.loadCa(caOpts) : await CertificateAuthority.loadOrCreate(join(opts.stateDir, 'ca'), caOpts);
-    const auth = opts.authenticator ?? (await HmacNodeTokens.fromStateDir(opts.stateDir));
-    const c = new Controller(opts, ca, auth);
-    await opts.source.start((s) => c.onSnapshot(s));
+    // Readiness listens first, so probes during a slow start are answered (503, and why).
+    let c: Controller | undefined;
+    const readiness = opts.readiness
+      ? await startReadinessServer(parseReadiness(opts.readiness), () => c?.readiness() ?? { ready: false, waiting: ['the CA'] })
+      : undefined;
+    let sourceStarted = false;
     try {
-      c.server = await startGrpcServer(ca, opts.listen ?? DEFAULT_LISTEN, [
-        { definition: aggregatedDiscoveryService, implementation: c.ads.implementation() },
-        { definition: istioCertificateService, implementation: certificateServiceImplementation(ca, auth, c) },
-      ]);
+      const caOpts: CaOptions = { ...opts.ca, ...(opts.trustDomain ? { trustDomain: opts.trustDomain } : {}) };
+      const ca = opts.loadCa ? await opts.loadCa(caOpts) : await CertificateAuthority.loadOrCreate(join(opts.stateDir, 'ca'), caOpts);
+      const auth = opts.authenticator ?? (await HmacNodeTokens.fromStateDir(opts.stateDir));
+      const ctl = (c = new Controller(opts, ca, auth));
+      ctl.readinessServer = readiness;
+      sourceStarted = true;
+      await opts.source.start((s) => ctl.onSnapshot(s));
+      ctl.server = await startGrpcServer(ca, opts.listen ?? DEFAULT_LISTEN, [
+        { definition: aggregatedDiscoveryService, implementation: ctl.ads.implementation() },
+        { definition: istioCertificateService, implementation: certificateServiceImplementation(ca, auth, ctl) },
+      ], [], opts.namespace ?? DEFAULT_NAMESPACE);
+      ctl.log.info({ listen: opts.listen ?? DEFAULT_LISTEN, port: ctl.server.port, readinessPort: readiness?.port, trustDomain: ca.trustDomain }, 'controller serving xDS and CA');
+      return ctl;
     } catch (err) {
-      await opts.source.stop();
+      if (sourceStarted) await opts.source.stop();
+      await readiness?.close();
       throw err;
     }
-    c.log.info({ listen: opts.listen ?? DEFAULT_LISTEN, port: c.server.port, trustDomain: ca.trustDomain }, 'controller serving xDS and CA');
-    return c;
   }
 
   get port(): number {
     return this.server?.port ?? 0;
+  }
+
+  /** port of the readiness endpoint (0 when off) */
+  get readinessPort(): number {
+    return this.readinessServer?.port ?? 0;
+  }
+
+  /** Ready when the CA is loaded (always, once constructed), the source synced and gRPC is up. */
+  readiness(): ReadinessState {
+    const waiting: string[] = [];
+    if (!this.synced) {
+      const pending = this.opts.source.pending?.() ?? [];
+      waiting.push(`the cluster state${pending.length ? ` (not listed yet: ${pending.join(', ')})` : ''}`);
+    }
+    if (!this.server) waiting.push('the gRPC server');
+    return { ready: waiting.length === 0, waiting };
   }
 
   hasIdentityOnNode(node: string, id: Identity): boolean {
@@ -110,6 +142,7 @@ export class Controller extends EventEmitter<{ translated: [Translation] }> impl
       policies: t.policies.size, changed: a.changed.length + p.changed.length, removed: a.removed.length + p.removed.length,
       problems: t.problems.length,
     }, 'cluster state translated');
+    this.synced = true;
     this.emit('translated', t);
   }
 
@@ -117,5 +150,6 @@ export class Controller extends EventEmitter<{ translated: [Translation] }> impl
     await this.opts.source.stop();
     this.ads.closeAll();
     await this.server?.close();
+    await this.readinessServer?.close();
   }
 }

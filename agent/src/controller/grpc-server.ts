@@ -6,9 +6,9 @@ import type { CertificateAuthority } from '../identity/ca.js';
 import { WeftError } from '../common/errors.js';
 
 export class ListenError extends WeftError {
-  constructor(address: string, cause: unknown) {
+  constructor(address: string, cause: unknown, flag = 'listen') {
     super('WEFT_E_LISTEN', `cannot listen on ${address}: ${(cause as Error).message ?? String(cause)}`, {
-      cause, hint: 'pick a free port with --listen HOST:PORT, or stop what is using it',
+      cause, hint: `pick a free port with --${flag} HOST:PORT, or stop what is using it`,
     });
   }
 }
@@ -24,18 +24,26 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-/** Hostnames the serving certificate carries, so agents can verify whichever they dial. */
-export function servingNames(listenHost: string): { dns: string[]; ips: string[] } {
-  const dns = ['weft-controller', 'weft-controller.weft-system', 'weft-controller.weft-system.svc', 'localhost'];
+export const CONTROLLER_SERVICE = 'weft-controller';
+export const DEFAULT_NAMESPACE = 'weft-system';
+
+/**
+ * Hostnames the serving certificate carries, so agents can verify whichever they dial: the
+ * Service `weft-controller` of the controller's namespace in every form a pod resolves
+ * (agents dial weft-controller.<ns>.svc:15012), localhost, and the listen address.
+ */
+export function servingNames(listenHost: string, namespace = DEFAULT_NAMESPACE): { dns: string[]; ips: string[] } {
+  const svc = `${CONTROLLER_SERVICE}.${namespace}`;
+  const dns = [`${svc}.svc`, `${svc}.svc.cluster.local`, svc, CONTROLLER_SERVICE, 'localhost'];
   const ips = ['127.0.0.1'];
   if (isIP(listenHost) && listenHost !== '0.0.0.0' && !ips.includes(listenHost)) ips.push(listenHost);
   else if (!isIP(listenHost) && !dns.includes(listenHost)) dns.push(listenHost);
   return { dns, ips };
 }
 
-export async function startGrpcServer(ca: CertificateAuthority, listen: string, services: GrpcService[], extraIps: string[] = []): Promise<RunningServer> {
+export async function startGrpcServer(ca: CertificateAuthority, listen: string, services: GrpcService[], extraIps: string[] = [], namespace = DEFAULT_NAMESPACE): Promise<RunningServer> {
   const host = listen.slice(0, listen.lastIndexOf(':')).replace(/^\[|\]$/g, '');
-  const names = servingNames(host);
+  const names = servingNames(host, namespace);
   const serving = await ca.issueServing(names.dns, [...names.ips, ...extraIps.filter((i) => !names.ips.includes(i))]);
   const server = new Server({
     'grpc.keepalive_time_ms': 30_000,

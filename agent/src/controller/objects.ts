@@ -61,4 +61,6 @@ export function describeObject(o: KubeObject): string {
 export interface ClusterSource {
   start(onSnapshot: (s: ClusterSnapshot) => void): Promise<void>;
   stop(): Promise<void>;
+  /** what has not been read completely yet (e.g. kinds not listed); for readiness messages */
+  pending?(): string[];
 }

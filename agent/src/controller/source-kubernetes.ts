@@ -112,6 +112,10 @@ export class KubernetesSource implements ClusterSource {
     }
   }
 
+  pending(): string[] {
+    return this.specs.map((s) => s.kind).filter((k) => !this.listed.has(k));
+  }
+
   private retry(kind: WatchedKind, inf: ListWatch<KubernetesObject>, err: unknown): void {
     if (this.stopped) return;
     const attempt = this.attempts.get(kind) ?? 0;

@@ -1,18 +1,31 @@
-// The CA kept in Kubernetes Secrets instead of the state directory: an operator's CA in the
-// Secret `cacerts` (Istio's layout: ca-cert.pem, ca-key.pem, cert-chain.pem, root-cert.pem)
-// wins; otherwise the self-signed root lives in `weft-ca-secret`, created on first start.
-// When two controller replicas race to create it, the loser reads the winner's.
+// The CA kept in a Kubernetes Secret of the controller's own namespace (WEFT_CA_SECRET,
+// `weft-ca` by default) instead of the state directory. If the Secret exists it is loaded: a
+// root the controller made earlier, or an operator's CA put there before the install in
+// Istio's cacerts layout (ca-cert.pem, ca-key.pem, cert-chain.pem, root-cert.pem). Otherwise
+// a self-signed root is created in it; when two replicas race to create it, the loser reads
+// the winner's. The root is then published in the ConfigMap `weft-ca-root-cert` (key
+// root-cert.pem), which agents mount as --ca-root. The install's Role allows exactly this:
+// create Secrets and ConfigMaps, get that Secret, get and update that ConfigMap.
 import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { logger } from '../common/log.js';
 import { CaStateError, CertificateAuthority, createRootMaterial, FILES, type CaMaterial, type CaOptions } from './ca.js';
 
-export const OPERATOR_CA_SECRET = 'cacerts';
-export const SELF_SIGNED_CA_SECRET = 'weft-ca-secret';
+export const DEFAULT_CA_SECRET = 'weft-ca';
+export const ROOT_CERT_CONFIGMAP = 'weft-ca-root-cert';
+export const ROOT_CERT_KEY = 'root-cert.pem';
 
 function statusOf(err: unknown): number | undefined {
   const e = err as { code?: number; statusCode?: number; response?: { statusCode?: number } };
   return e.code ?? e.statusCode ?? e.response?.statusCode;
 }
+
+function apiReason(err: unknown): string {
+  const s = statusOf(err);
+  const first = (err as Error).message?.split('\n')[0] ?? String(err);
+  return s === 403 ? `forbidden by RBAC (${first})` : first;
+}
+
+const RBAC_HINT = 'the controller\'s Role (controller-role.yaml) must allow this in its own namespace; re-apply the chart or `weft manifest`';
 
 function material(data: Record<string, string> | undefined, where: string): CaMaterial {
   const get = (k: string) => (data?.[k] ? Buffer.from(data[k]!, 'base64').toString('utf8') : undefined);
@@ -27,21 +40,19 @@ function material(data: Record<string, string> | undefined, where: string): CaMa
   return m;
 }
 
-export async function loadOrCreateCaInSecrets(kc: KubeConfig, namespace: string, opts: CaOptions = {}): Promise<CertificateAuthority> {
+export async function loadOrCreateCaInSecrets(kc: KubeConfig, namespace: string, opts: CaOptions = {}, secretName = DEFAULT_CA_SECRET): Promise<CertificateAuthority> {
   const log = logger('ca');
   const core = kc.makeApiClient(CoreV1Api);
-  const read = async (name: string) => {
+  const where = `Secret ${namespace}/${secretName}`;
+  const read = async () => {
     try {
-      return await core.readNamespacedSecret({ name, namespace });
+      return await core.readNamespacedSecret({ name: secretName, namespace });
     } catch (err) {
       if (statusOf(err) === 404) return undefined;
-      throw new CaStateError(`cannot read Secret ${namespace}/${name}: ${(err as Error).message.split('\n')[0]}`, { cause: err });
+      throw new CaStateError(`cannot read ${where}: ${apiReason(err)}; ${RBAC_HINT}`, { cause: err });
     }
   };
-  const operator = await read(OPERATOR_CA_SECRET);
-  if (operator) return CertificateAuthority.fromMaterial(material(operator.data, `Secret ${namespace}/${OPERATOR_CA_SECRET}`), `Secret ${namespace}/${OPERATOR_CA_SECRET}`, opts);
-  const existing = await read(SELF_SIGNED_CA_SECRET);
-  const where = `Secret ${namespace}/${SELF_SIGNED_CA_SECRET}`;
+  const existing = await read();
   if (existing) return CertificateAuthority.fromMaterial(material(existing.data, where), where, opts);
   const m = await createRootMaterial(opts);
   try {
@@ -49,16 +60,62 @@ export async function loadOrCreateCaInSecrets(kc: KubeConfig, namespace: string,
       namespace,
       body: {
         apiVersion: 'v1', kind: 'Secret', type: 'Opaque',
-        metadata: { name: SELF_SIGNED_CA_SECRET, namespace, labels: { 'app.kubernetes.io/part-of': 'weft' } },
+        metadata: { name: secretName, namespace, labels: { 'app.kubernetes.io/part-of': 'weft' } },
         data: { [FILES.key]: Buffer.from(m.keyPem).toString('base64'), [FILES.cert]: Buffer.from(m.certPem).toString('base64') },
       },
     });
     log.info({ secret: where }, 'created a new root CA');
     return CertificateAuthority.fromMaterial(m, where, opts);
   } catch (err) {
-    if (statusOf(err) !== 409) throw new CaStateError(`cannot create ${where}: ${(err as Error).message.split('\n')[0]}`, { cause: err });
-    const won = await read(SELF_SIGNED_CA_SECRET);
+    if (statusOf(err) !== 409) throw new CaStateError(`cannot create ${where}: ${apiReason(err)}; ${RBAC_HINT}`, { cause: err });
+    const won = await read();
     if (!won) throw new CaStateError(`${where} was created concurrently but cannot be read`);
     return CertificateAuthority.fromMaterial(material(won.data, where), where, opts);
   }
+}
+
+/**
+ * Publishes the trust bundle as `root-cert.pem` in the ConfigMap `name` of `namespace`:
+ * created if missing, updated if it holds something else (optimistic concurrency: a conflict
+ * is retried from a fresh read), left alone if already right. Returns what it did.
+ */
+export async function publishRootCertificate(kc: KubeConfig, namespace: string, rootsPem: string, name = ROOT_CERT_CONFIGMAP): Promise<'created' | 'updated' | 'unchanged'> {
+  const log = logger('ca');
+  const core = kc.makeApiClient(CoreV1Api);
+  const where = `ConfigMap ${namespace}/${name}`;
+  for (let attempt = 0; attempt < 5; attempt++) {
+    let current;
+    try {
+      current = await core.readNamespacedConfigMap({ name, namespace });
+    } catch (err) {
+      if (statusOf(err) !== 404) throw new CaStateError(`cannot read ${where}: ${apiReason(err)}; ${RBAC_HINT}`, { cause: err });
+    }
+    if (!current) {
+      try {
+        await core.createNamespacedConfigMap({
+          namespace,
+          body: {
+            apiVersion: 'v1', kind: 'ConfigMap',
+            metadata: { name, namespace, labels: { 'app.kubernetes.io/part-of': 'weft' } },
+            data: { [ROOT_CERT_KEY]: rootsPem },
+          },
+        });
+        log.info({ configMap: where }, 'published the root certificate');
+        return 'created';
+      } catch (err) {
+        if (statusOf(err) === 409) continue; // another replica created it: read and compare
+        throw new CaStateError(`cannot create ${where}: ${apiReason(err)}; ${RBAC_HINT}`, { cause: err });
+      }
+    }
+    if (current.data?.[ROOT_CERT_KEY] === rootsPem) return 'unchanged';
+    try {
+      await core.replaceNamespacedConfigMap({ name, namespace, body: { ...current, data: { ...(current.data ?? {}), [ROOT_CERT_KEY]: rootsPem } } });
+      log.info({ configMap: where }, 'updated the published root certificate');
+      return 'updated';
+    } catch (err) {
+      if (statusOf(err) === 409) continue; // changed under us: read again
+      throw new CaStateError(`cannot update ${where}: ${apiReason(err)}; ${RBAC_HINT}`, { cause: err });
+    }
+  }
+  throw new CaStateError(`cannot publish ${where}: it kept changing under concurrent updates`);
 }

@@ -7,6 +7,7 @@ import { Controller, DEFAULT_LISTEN, type ControllerOptions } from '../../contro
 import { DirectorySource } from '../../controller/source-dir.js';
 import { HmacNodeTokens } from '../../identity/node-auth.js';
 import type { ClusterSource } from '../../controller/objects.js';
+import { parseReadiness } from '../../controller/readiness.js';
 
 export const DEFAULT_CONTROLLER_STATE_DIR = '/var/lib/weft/controller';
 
@@ -44,6 +45,7 @@ export const controllerCommand: Command = {
   summary: 'Run the control plane: xDS (workloads, services, policies) and the CA',
   usage: [
     'weft controller --source dir:PATH|kubernetes [--listen HOST:PORT] [--state-dir DIR] [--trust-domain TD]',
+    '                [--ca dir|secret:NAMESPACE[/NAME]] [--auth lab|kubernetes] [--readiness HOST:PORT|off]',
     'weft controller token --node NAME [--state-dir DIR]',
   ],
   help: `Reads cluster state from a directory of manifests (followed live) or the Kubernetes API,
@@ -57,12 +59,25 @@ Options:
   --listen HOST:PORT             default ${DEFAULT_LISTEN}
   --state-dir DIR                default ${DEFAULT_CONTROLLER_STATE_DIR}
   --trust-domain TD              default cluster.local
-  --ca dir|secret:NAMESPACE      where the CA lives: <state-dir>/ca (default with dir:) or
-                                 Kubernetes Secrets cacerts / weft-ca-secret (default with
-                                 kubernetes: secret:weft-system)
+  --ca dir|secret:NAMESPACE[/NAME]
+                                 where the CA lives: <state-dir>/ca (default with dir:) or the
+                                 Secret NAME (default $WEFT_CA_SECRET or weft-ca) of NAMESPACE
+                                 (default with kubernetes: $WEFT_NAMESPACE or weft-system). A
+                                 missing Secret gets a new root; an operator CA can be put there
+                                 beforehand (cacerts layout). The root is published as
+                                 root-cert.pem in the ConfigMap weft-ca-root-cert of NAMESPACE.
   --auth lab|kubernetes          how agents authenticate: lab node tokens (default with dir:)
                                  or TokenReview of projected service-account tokens (default
-                                 with kubernetes; trusted account weft-system/weft-agent)`,
+                                 with kubernetes) for audience $WEFT_TOKEN_AUDIENCE (default
+                                 weft), from $WEFT_TRUSTED_NODE_ACCOUNTS (comma-separated
+                                 namespace/serviceaccount, default weft-system/weft-agent)
+  --readiness HOST:PORT|off      GET /healthz/ready: 200 once the CA is loaded, the source
+                                 synced and gRPC is up, else 503 with what is missing. Default
+                                 with kubernetes :$WEFT_READINESS_PORT (:15021); off with dir:
+                                 (lab agents use 15021 themselves)
+
+In Kubernetes the serving certificate names weft-controller.$WEFT_NAMESPACE.svc (and
+.svc.cluster.local), which agents dial.`,
   options: {
     source: { type: 'string' },
     listen: { type: 'string', default: DEFAULT_LISTEN },
@@ -70,6 +85,7 @@ Options:
     'trust-domain': { type: 'string' },
     auth: { type: 'string' },
     ca: { type: 'string' },
+    readiness: { type: 'string' },
   },
   subcommands: [tokenCommand],
   run: async (args, io) => {
@@ -79,32 +95,35 @@ Options:
     if (!/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/.test(listen)) throw new UsageError(`--listen must be HOST:PORT, not '${listen}'`);
     const stateDir = resolve(args.values['state-dir'] as string);
     const td = args.values['trust-domain'] as string | undefined;
-    const auth = (args.values.auth as string | undefined) ?? (spec === 'kubernetes' ? 'kubernetes' : 'lab');
+    const inKube = spec === 'kubernetes';
+    const auth = (args.values.auth as string | undefined) ?? (inKube ? 'kubernetes' : 'lab');
     if (auth !== 'lab' && auth !== 'kubernetes') throw new UsageError(`--auth must be 'lab' or 'kubernetes', not '${auth}'`);
-    let authenticator;
-    if (auth === 'kubernetes') {
-      const { KubeConfig } = await import('@kubernetes/client-node');
-      const { TokenReviewAuthenticator } = await import('../../identity/token-review.js');
-      const kc = new KubeConfig();
-      kc.loadFromDefault();
-      authenticator = new TokenReviewAuthenticator(kc);
-    }
-    const caSpec = (args.values.ca as string | undefined) ?? (spec === 'kubernetes' ? 'secret:weft-system' : 'dir');
-    let loadCa: ControllerOptions['loadCa'];
-    if (caSpec.startsWith('secret:') && caSpec.length > 7) {
-      const { KubeConfig } = await import('@kubernetes/client-node');
-      const { loadOrCreateCaInSecrets } = await import('../../identity/ca-secret.js');
-      const kc = new KubeConfig();
-      kc.loadFromDefault();
-      loadCa = (o) => loadOrCreateCaInSecrets(kc, caSpec.slice(7), o);
-    } else if (caSpec !== 'dir') {
-      throw new UsageError(`--ca must be 'dir' or 'secret:NAMESPACE', not '${caSpec}'`);
-    }
+    const { kubernetesSettings, kubernetesAuthenticator, kubernetesCaLoader } = await import('../../controller/kubernetes-setup.js');
+    const settings = kubernetesSettings(process.env);
+    const readinessFlag = (args.values.readiness as string | undefined) ?? (inKube ? settings.readiness : 'off');
+    const readiness = readinessFlag === 'off' ? undefined : readinessFlag;
+    if (readiness) parseReadiness(readiness);
+    const caSpec = (args.values.ca as string | undefined) ?? (inKube ? `secret:${settings.namespace}` : 'dir');
+    const secret = /^secret:([a-z0-9]([-a-z0-9]*[a-z0-9])?)(?:\/([a-z0-9]([-a-z0-9.]*[a-z0-9])?))?$/.exec(caSpec);
+    if (caSpec !== 'dir' && !secret) throw new UsageError(`--ca must be 'dir' or 'secret:NAMESPACE[/NAME]', not '${caSpec}'`);
+    let kc: import('@kubernetes/client-node').KubeConfig | undefined;
+    const kubeConfig = async () => {
+      if (!kc) {
+        const { KubeConfig } = await import('@kubernetes/client-node');
+        kc = new KubeConfig();
+        kc.loadFromDefault();
+      }
+      return kc;
+    };
+    const authenticator = auth === 'kubernetes' ? kubernetesAuthenticator(await kubeConfig(), settings) : undefined;
+    const caAt = secret ? { namespace: secret[1]!, caSecret: secret[3] ?? settings.caSecret, rootConfigMap: settings.rootConfigMap } : undefined;
+    const loadCa: ControllerOptions['loadCa'] = caAt ? kubernetesCaLoader(await kubeConfig(), caAt) : undefined;
     const controller = await Controller.start({
       source: await sourceFrom(spec), stateDir, listen, ...(td ? { trustDomain: td } : {}), ...(authenticator ? { authenticator } : {}), ...(loadCa ? { loadCa } : {}),
+      ...(readiness ? { readiness } : {}), ...(inKube ? { namespace: settings.namespace } : {}),
     });
-    const rootPath = loadCa ? `Secret in ${caSpec.slice(7)}` : join(stateDir, 'ca', 'ca-cert.pem');
-    io.err(`weft controller: serving on ${listen.replace(/:\d+$/, '')}:${controller.port}, root certificate ${rootPath}\n`);
+    const rootPath = caAt ? `Secret ${caAt.namespace}/${caAt.caSecret} (published in ConfigMap ${caAt.namespace}/${caAt.rootConfigMap})` : join(stateDir, 'ca', 'ca-cert.pem');
+    io.err(`weft controller: serving on ${listen.replace(/:\d+$/, '')}:${controller.port}, root certificate ${rootPath}${readiness ? `, readiness :${controller.readinessPort}` : ''}\n`);
     await new Promise<void>((done) => {
       const stop = () => done();
       process.once('SIGINT', stop);
