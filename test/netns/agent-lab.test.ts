@@ -5,6 +5,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { privilegedSkip } from '../helpers/privilege.js';
 import { Lab, labLeftovers, type LabStatus } from '../../agent/src/lab/index.js';
 import { Redirector } from '../../agent/src/redirect/index.js';
@@ -120,6 +121,16 @@ describe('weft agent in the lab', { skip }, () => {
     assert.equal((await agentDump(lab, stay!.node)).enrolment.find((e) => e.uid === stay!.uid)?.state, 'enrolled');
     await lab.label('pod', `demo/${out!.name}`, 'weft.io/mesh-');
     await waitFor('re-enrolment', async () => (await agentDump(lab, out!.node)).enrolment.find((e) => e.uid === out!.uid)?.state === 'enrolled');
+  });
+
+  it('deleting an enrolled pod releases it: no enrolment, no redirection, no pins left', async () => {
+    const pod = await lab.addPod({ namespace: 'demo', name: 'doomed-1', node: 'node2', labels: { app: 'doomed' } });
+    await waitFor('enrolment', async () => (await agentDump(lab, 'node2')).enrolment.find((e) => e.uid === pod.uid)?.state === 'enrolled', 20_000);
+    assert.ok((await inspect('node2', pod.uid))?.pod.complete);
+    await lab.removePod('demo/doomed-1');
+    await waitFor('release', async () => !(await agentDump(lab, 'node2')).enrolment.some((e) => e.uid === pod.uid), 10_000);
+    assert.equal(await inspect('node2', pod.uid), undefined);
+    assert.ok(!existsSync(`/sys/fs/bpf/weft-${name}-node2/pods/${pod.uid}`), 'pins removed');
   });
 
   it('restart-agent starts a new agent beside the old one, then stops the old; enrolment carries over', async () => {
