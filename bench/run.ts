@@ -1,7 +1,9 @@
 // `npm run bench` — Weft side by side with direct traffic and a HAProxy mTLS tunnel, on the lab
 // (client pod on node1, server pods on node2 and node1), modes interleaved round by round.
 // Writes bench/results/<run>/{run.json,report.md,latency.svg}. See bench/README.md.
-//   node dist/bench/run.js [--full] [--rounds N] [--name LAB]
+//   node dist/bench/run.js [--full] [--rounds N] [--name LAB] [--cpu-prof]
+// --cpu-prof: after the rounds, profiles both agents (inspector, via SIGUSR1) under the
+// 1,000 req/s latency load and under single-stream bulk, and adds their hottest functions.
 import { type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -15,16 +17,18 @@ import { addSteering, haproxyConfig, issueCert, removeSteering, startHaproxy, ty
 import { MODES, MODE_NAMES, type Mode, type Placement, type RunResult, type Sample } from './lib/results.js';
 import { chartPanels, latencyChartSvg, renderReport } from './lib/report.js';
 import { cpuSecondsFromStat, summarize } from './lib/stats.js';
+import { summarizeProfile, type CpuProfile } from './lib/cpuprofile.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(here, '..', '..');
 const RESULTS = join(ROOT, 'bench', 'results');
 const LOADGEN = join(here, 'loadgen.js');
+const PROFILER = join(here, 'inspector-profile.js');
 const RESPONDER = join(here, 'responder.js');
 const HTTP_PORT = 8081;
 const IPERF_PORT = 5201;
 
-const { values: opts } = parseArgs({ options: { full: { type: 'boolean', default: false }, rounds: { type: 'string' }, name: { type: 'string', default: 'bench' } } });
+const { values: opts } = parseArgs({ options: { full: { type: 'boolean', default: false }, 'cpu-prof': { type: 'boolean', default: false }, rounds: { type: 'string' }, name: { type: 'string', default: 'bench' } } });
 
 interface Profile {
   rounds: number;
@@ -40,7 +44,7 @@ interface Profile {
 }
 const ALL_POINTS: Array<[number, number]> = [[200, 4], [1000, 4], [200, 64], [1000, 64]];
 const QUICK: Profile = {
-  rounds: 3, bulkSeconds: 2, latSeconds: 2, warmup: 0.5, churnSeconds: 2, churnWorkers: 16, handshakeSeconds: 3, idleConnections: 0,
+  rounds: 3, bulkSeconds: 2, latSeconds: 2, warmup: 0.5, churnSeconds: 2, churnWorkers: 16, handshakeSeconds: 2, idleConnections: 0,
   cross: { streams: [1, 4], points: ALL_POINTS }, same: { streams: [1], points: [[1000, 4]] },
 };
 const FULL: Profile = {
@@ -247,6 +251,31 @@ async function main(): Promise<void> {
     save();
   }
 
+  if (opts['cpu-prof']) {
+    await setMode('b');
+    const profDir = join(outDir, 'profiles');
+    mkdirSync(profDir, { recursive: true });
+    result.profiles = [];
+    const agents = (lab.status().mesh?.agents ?? []).filter((a) => a.alive);
+    for (const a of agents) process.kill(a.pid, 'SIGUSR1'); // opens the inspector on 127.0.0.1:9229 in the node netns
+    const loads: Array<[string, () => Promise<unknown>, number]> = [
+      ['cross latency 1000rps/4c', () => latency(server, 1000, 4), profile.latSeconds + profile.warmup + 1],
+      ['cross bulk P1', () => bulk(server, 1), profile.bulkSeconds + 1],
+    ];
+    for (const [load, f, secs] of loads) {
+      const files = agents.map((a) => join(profDir, `${load.replace(/[^a-z0-9]+/gi, '-')}-${a.node}.cpuprofile`));
+      const profilers = agents.map((a, i) => lab.execInNode(a.node, [process.execPath, '--no-warnings', '--experimental-websocket', PROFILER, String(secs), files[i]!], { timeoutMs: (secs + 30) * 1000 }));
+      await sleep(1000);
+      await f();
+      const done = await Promise.all(profilers);
+      agents.forEach((a, i) => {
+        if (done[i]!.code !== 0) { notes.push(`profile of ${a.node} under ${load} failed: ${done[i]!.stderr.trim()}`); return; }
+        const sum = summarizeProfile(JSON.parse(readFileSync(files[i]!, 'utf8')) as CpuProfile, 15);
+        result.profiles!.push({ load, node: a.node, file: `profiles/${files[i]!.split('/').pop()}`, ...sum });
+      });
+    }
+  }
+
   // Full mTLS handshakes against the server pod's HBONE port, from node1's netns (not a pod, so
   // not captured); the server agent's CPU over the same time gives handshakes per core.
   await setMode('b');
@@ -286,6 +315,7 @@ async function main(): Promise<void> {
   if (cpuIn('b', 'agentsSec') < 0.05) notes.push('WARNING: the agents used almost no CPU in mode (b): was the traffic really meshed?');
   if (cpuIn('c', 'haproxySec') < 0.05) notes.push('WARNING: HAProxy used almost no CPU in mode (c): was the traffic really steered to it?');
   notes.push(`agent CPU in modes (a)/(c) (should be idle): ${cpuIn('a', 'agentsSec').toFixed(2)} s / ${cpuIn('c', 'agentsSec').toFixed(2)} s; HAProxy CPU in (a)/(b): ${cpuIn('a', 'haproxySec').toFixed(2)} s / ${cpuIn('b', 'haproxySec').toFixed(2)} s`);
+  notes.push(`load average at the end: ${readFileSync('/proc/loadavg', 'utf8').trim()} (other work on the machine adds noise to every mode alike)`);
   result.finishedAt = new Date().toISOString();
   save();
   process.stdout.write(renderReport(result) + `\nwritten: ${outDir}/{run.json,report.md,latency.svg}\n`);

@@ -9,6 +9,8 @@ export interface MachineInfo {
   memoryGiB: number;
   kernel: string;
   congestionControl: string;
+  /** /proc/loadavg when the run started: other work on the machine skews every mode */
+  loadAvg: string;
   versions: Record<string, string>;
 }
 
@@ -27,6 +29,7 @@ export async function machineInfo(weftVersion: string): Promise<MachineInfo> {
     memoryGiB: Math.round((totalmem() / 2 ** 30) * 10) / 10,
     kernel: release(),
     congestionControl: read('/proc/sys/net/ipv4/tcp_congestion_control'),
+    loadAvg: read('/proc/loadavg'),
     versions: {
       node: process.versions.node,
       openssl: process.versions.openssl,

@@ -93,8 +93,14 @@ export function chartPanels(r: RunResult): ChartPanel[] {
 function targetRow(t: TargetResult): string[] {
   const cmp = t.comparison === '>=' ? '≥' : '≤';
   const goal = `${cmp} ${t.threshold}${t.stretch !== undefined ? ` (stretch ${cmp} ${t.stretch})` : ''} ${t.unit}`;
-  const status = t.status === 'met' ? (t.stretchMet ? '**met** (stretch met too)' : '**met**') : t.status === 'not met' ? '**not met**' : 'not measured';
-  return [t.text, `${fmt(t.value)} ${t.unit}`, goal, status];
+  let status = t.status === 'met' ? (t.stretchMet ? '**met** (stretch met too)' : '**met**') : t.status === 'not met' ? '**not met**' : 'not measured';
+  const range = t.range ? `${fmt(t.range[0])} – ${fmt(t.range[1])}` : '';
+  if (t.range && t.status !== 'not measured') {
+    const [lo, hi] = t.range;
+    if (lo < t.threshold && hi > t.threshold) status += ' (rounds on both sides of the goal: noisy)';
+    if (t.unit === 'ms' && t.value < 0) status += ' (negative: noise larger than the overhead)';
+  }
+  return [t.text, `${fmt(t.value)} ${t.unit}`, range, goal, status];
 }
 
 export function renderReport(r: RunResult, chartFile = 'latency.svg'): string {
@@ -107,12 +113,12 @@ export function renderReport(r: RunResult, chartFile = 'latency.svg'): string {
     '',
     `Profile **${r.profile}**, ${r.rounds} rounds (modes interleaved a b c each round); cells are the median over rounds with (min–max). Started ${r.startedAt}${r.finishedAt ? `, finished ${r.finishedAt}` : ''}.`,
     '',
-    `Machine: ${m.cpuModel}, ${m.cores} cores, ${m.memoryGiB} GiB, kernel ${m.kernel}, congestion control ${m.congestionControl}. ` +
+    `Machine: ${m.cpuModel}, ${m.cores} cores, ${m.memoryGiB} GiB, kernel ${m.kernel}, congestion control ${m.congestionControl}, load average at start ${m.loadAvg ?? '?'}. ` +
       `Versions: ${Object.entries(m.versions).map(([k, v]) => `${k} ${v}`).join(', ')}.`,
     '',
     '## Targets (issue 7)',
     '',
-    table(['target', 'measured', 'goal', 'status'], computeTargets(r).map(targetRow)),
+    table(['target', 'median', 'rounds min – max', 'goal', 'status'], computeTargets(r).map(targetRow)),
     '',
   ];
   const bulk = keys.filter((k) => k.includes(' bulk '));
@@ -152,6 +158,10 @@ export function renderReport(r: RunResult, chartFile = 'latency.svg'): string {
     resRows.push(['… server agent CPU during them (vCPU)', fmt((res.handshakeAgentCpuSec ?? NaN) / (res.handshakeWallSec ?? NaN), 2)]);
   }
   parts.push('## Resources', '', table(['what', 'value'], resRows), '');
+  for (const p of r.profiles ?? []) {
+    parts.push(`## Agent CPU profile: ${p.node} under ${p.load}`, '', `Busy ${fmt(p.busyMs, 0)} ms of ${fmt(p.wallMs, 0)} ms; self time by function, share of busy time (${p.file}):`, '',
+      table(['function', 'where', 'self ms', 'share'], p.hot.map((h) => [`\`${h.name}\``, h.where, fmt(h.selfMs, 1), `${(h.share * 100).toFixed(1)} %`])), '');
+  }
   if (r.notes.length) parts.push('## Notes', '', ...r.notes.map((n) => `- ${n}`), '');
   return parts.join('\n');
 }

@@ -2,6 +2,7 @@
 // rounds: per-mode median and min–max, added latency over direct in the same round, ratios,
 // and the issue 7 targets evaluated on them.
 import type { MachineInfo } from './machine.js';
+import type { ProfileSummary } from './cpuprofile.js';
 import { evaluateTarget, ratio, spread, vcpuPer1000, type LatencySummary, type Spread, type TargetResult, type TargetSpec } from './stats.js';
 
 export type Mode = 'a' | 'b' | 'c';
@@ -54,6 +55,8 @@ export interface RunResult {
     handshakeWallSec?: number;
     handshakeErrors?: number;
   };
+  /** --cpu-prof: each agent's hottest functions under one load (profiles next to run.json) */
+  profiles?: Array<{ load: string; node: string; file: string } & ProfileSummary>;
   notes: string[];
 }
 
@@ -92,19 +95,36 @@ export function sampleVcpu(s: Sample, who: 'agents' | 'haproxy'): number {
 }
 
 export function computeTargets(r: RunResult): TargetResult[] {
-  const bulk1 = (m: Mode) => metricSpread(r.samples, 'cross bulk P1', m, (s) => s.gbps).median;
-  const p99 = (m: Mode) => addedSpread(r.samples, TARGET_LATENCY_KEY, m, (s) => s.latency?.p99).median;
-  const cpu = metricSpread(r.samples, TARGET_LATENCY_KEY, 'b', (s) => sampleVcpu(s, 'agents')).median;
+  const bulk1 = (m: Mode) => metricSpread(r.samples, 'cross bulk P1', m, (s) => s.gbps);
+  const p99 = (m: Mode) => addedSpread(r.samples, TARGET_LATENCY_KEY, m, (s) => s.latency?.p99);
+  const cpuSpread = metricSpread(r.samples, TARGET_LATENCY_KEY, 'b', (s) => sampleVcpu(s, 'agents'));
+  const cpu = cpuSpread.median;
+  // Round-by-round range of each value (same-round ratios), to show when noise straddles the goal.
+  const perRound = (f: (round: number) => number) => spread([...new Set(r.samples.map((s) => s.round))].map(f));
+  const inRound = (key: string, m: Mode, round: number, metric: (s: Sample) => number | undefined) =>
+    metricSpread(r.samples.filter((s) => s.round === round), key, m, metric).median;
+  const addedInRound = (m: Mode, round: number) => inRound(TARGET_LATENCY_KEY, m, round, (s) => s.latency?.p99) - inRound(TARGET_LATENCY_KEY, 'a', round, (s) => s.latency?.p99);
+  const ranges: Record<string, Spread> = {
+    throughput: perRound((k) => ratio(inRound('cross bulk P1', 'b', k, (s) => s.gbps), inRound('cross bulk P1', 'c', k, (s) => s.gbps))),
+    'p99-vs-ref': perRound((k) => ratio(addedInRound('b', k), addedInRound('c', k))),
+    'p99-abs': p99('b'),
+    cpu: cpuSpread,
+  };
   const hs = r.resources.handshakeAgentCpuSec && r.resources.handshakesPerSec && r.resources.handshakeWallSec
     ? r.resources.handshakesPerSec / (r.resources.handshakeAgentCpuSec / r.resources.handshakeWallSec)
     : NaN;
   const values: Record<string, number> = {
-    throughput: ratio(bulk1('b'), bulk1('c')),
-    'p99-vs-ref': ratio(p99('b'), p99('c')),
-    'p99-abs': p99('b'),
+    throughput: ratio(bulk1('b').median, bulk1('c').median),
+    'p99-vs-ref': ratio(p99('b').median, p99('c').median),
+    'p99-abs': p99('b').median,
     cpu,
     rss: r.resources.agentsRssIdleConnsMB ?? NaN,
     handshakes: hs,
   };
-  return TARGETS.map((t) => evaluateTarget(t, values[t.id] ?? NaN));
+  return TARGETS.map((t) => {
+    const res = evaluateTarget(t, values[t.id] ?? NaN);
+    const rg = ranges[t.id];
+    if (rg && rg.n > 1) res.range = [rg.min, rg.max];
+    return res;
+  });
 }

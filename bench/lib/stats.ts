@@ -97,6 +97,8 @@ export interface TargetResult extends TargetSpec {
   value: number;
   status: 'met' | 'not met' | 'not measured';
   stretchMet?: boolean;
+  /** min–max over rounds, when the value was measured once per round */
+  range?: [number, number];
 }
 
 export function evaluateTarget(spec: TargetSpec, value: number): TargetResult {

@@ -22,7 +22,7 @@ function fakeRun(): RunResult {
   }
   return {
     run: 'run-test', profile: 'quick', startedAt: '2026-01-01T00:00:00Z', rounds: 3,
-    machine: { cpuModel: 'Test CPU', cores: 2, memoryGiB: 4, kernel: '6.18', congestionControl: 'cubic', versions: { node: '20', haproxy: '2.6.12' } },
+    machine: { cpuModel: 'Test CPU', cores: 2, memoryGiB: 4, kernel: '6.18', congestionControl: 'cubic', loadAvg: '0.1 0.1 0.1 1/100 1', versions: { node: '20', haproxy: '2.6.12' } },
     config: {}, samples, resources: { agentsRssIdleMB: 80, handshakesPerSec: 500, handshakeAgentCpuSec: 1, handshakeWallSec: 2 }, notes: ['a note'],
   };
 }
@@ -53,7 +53,9 @@ describe('bench report', () => {
   it('renders the targets, the ratio columns, the machine and the chart link', () => {
     const md = renderReport(fakeRun());
     assert.match(md, /Test CPU, 2 cores/);
-    assert.match(md, /\| Cross-node single-stream throughput, Weft ÷ HAProxy \| 0\.81 × \| ≥ 0\.8 \(stretch ≥ 1\) × \| \*\*met\*\* \|/);
+    assert.match(md, /\| Cross-node single-stream throughput, Weft ÷ HAProxy \| 0\.81 × \| 0\.80 – 0\.81 \| ≥ 0\.8 \(stretch ≥ 1\) × \| \*\*met\*\* \|/);
+    // Same-round ratios 1.5, 2.0, 0.67 straddle the 1.5 goal: flagged as noisy.
+    assert.match(md, /\| Added p99 at 1,000 req\/s \(4 conns, cross-node\), Weft ÷ HAProxy \| 1\.50 × \| 0\.67 – 2\.00 \| ≤ 1\.5 × \| \*\*met\*\* \(rounds on both sides of the goal: noisy\) \|/);
     assert.match(md, /Agent RSS with 10,000 idle connections.*not measured/);
     assert.match(md, /\| cross bulk P1 \| 10\.20 \(10\.10–10\.30\) \| 4\.20 \(4\.10–4\.30\) \| 5\.20 \(5\.10–5\.30\) \| 0\.41 \| 0\.81 \|/);
     assert.match(md, /!\[latency percentiles per mode\]\(latency\.svg\)/);

@@ -2,6 +2,7 @@
 // omission), median/min–max over rounds, ratios, target evaluation, /proc CPU parsing.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { summarizeProfile } from '../../bench/lib/cpuprofile.js';
 import { correctedLatencies, cpuSecondsFromStat, evaluateTarget, intendedTime, percentile, ratio, spread, summarize, vcpuPer1000 } from '../../bench/lib/stats.js';
 
 describe('bench statistics', () => {
@@ -59,5 +60,18 @@ describe('bench statistics', () => {
     assert.equal(vcpuPer1000(0.6, 2, 1000), 0.3);
     assert.equal(vcpuPer1000(0.6, 2, 2000), 0.15);
     assert.ok(Number.isNaN(vcpuPer1000(1, 0, 1000)));
+  });
+
+  it('profile summary: busy time and self time by function, idle left out', () => {
+    const node = (id: number, functionName: string, url = '') => ({ id, callFrame: { functionName, url, lineNumber: 9 } });
+    const p = {
+      nodes: [node(1, '(root)'), node(2, '(idle)'), node(3, 'relay', 'file:///x/dist/agent/src/proxy/relay.js'), node(4, 'writeBuffer')],
+      samples: [2, 3, 3, 4, 2, 3], timeDeltas: [0, 1000, 1000, 1000, 1000, 1000], startTime: 0, endTime: 6000,
+    };
+    const s = summarizeProfile(p, 5);
+    assert.equal(s.wallMs, 6);
+    // The last sample's time is unknown (no next delta): it counts its own delta.
+    assert.equal(s.busyMs, 4);
+    assert.deepEqual(s.hot.map((h) => [h.name, h.where, h.selfMs, h.share]), [['relay', 'dist/agent/src/proxy/relay.js:10', 3, 0.75], ['writeBuffer', '', 1, 0.25]]);
   });
 });
