@@ -60,10 +60,10 @@ const controllerObjects: InstallObject[] = [
     object: {
       apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: meta(CONTROLLER, 'controller'),
       rules: [
-        note('its CA key and certificate live in the Secret weft-ca of its own namespace (a Role: no other\nnamespace\'s Secrets); create cannot be limited by name, reading and updating can', {
+        note('its CA key and certificate live in the Secret weft-ca of its own namespace (a Role: no other\nnamespace\'s Secrets); create cannot be limited by name, reading can; it never changes the Secret', {
           apiGroups: [''], resources: ['secrets'], verbs: ['create'],
         }),
-        { apiGroups: [''], resources: ['secrets'], resourceNames: ['weft-ca'], verbs: ['get', 'watch', 'update'] },
+        { apiGroups: [''], resources: ['secrets'], resourceNames: ['weft-ca'], verbs: ['get'] },
         note('the root certificate agents trust, published as the ConfigMap weft-ca-root-cert', {
           apiGroups: [''], resources: ['configmaps'], verbs: ['create'],
         }),
