@@ -22,6 +22,10 @@ import { Controller } from '../../agent/src/controller/controller.js';
 import { KubernetesSource } from '../../agent/src/controller/source-kubernetes.js';
 import { kubernetesControllerOptions, kubernetesSettings } from '../../agent/src/controller/kubernetes-setup.js';
 import { parseObjects, renderManifest } from '../../agent/src/deploy/render.js';
+import { DeltaAdsClient } from '../../agent/src/xds/client.js';
+import { ADDRESS_TYPE_URL, AUTHORIZATION_TYPE_URL } from '../../agent/src/xds/types.js';
+import { WorkloadState } from '../../agent/src/state/workload-state.js';
+import { once } from 'node:events';
 
 const PODS = '/api/v1/pods';
 const NS = '/api/v1/namespaces';
@@ -87,7 +91,12 @@ describe('TokenReview against the Kubernetes API test double', () => {
       api.audienceAware = true;
     }
     await assert.rejects(auth.authenticate('other-sa'), /system:serviceaccount:shop:web is not a trusted node agent account \(weft-system\/weft-agent\)/);
-    await assert.rejects(auth.authenticate('forged'), /did not accept the token for audience 'weft' \(invalid bearer token\)/);
+    await assert.rejects(auth.authenticate('forged'), (e: Error & { code?: string; hint?: string }) => {
+      assert.equal(e.code, 'WEFT_E_UNAUTHENTICATED');
+      assert.match(e.message, /did not accept the token for audience 'weft' \(invalid bearer token\)/);
+      assert.match(e.hint ?? '', /projected service-account token for audience 'weft'.*weft-system\/weft-agent/);
+      return true;
+    });
     const custom = new TokenReviewAuthenticator(kubeconfig(api.port), { cacheMs: 0, trustedNodeAccounts: parseTrustedNodeAccounts('mesh/agent, shop/web') });
     assert.equal((await custom.authenticate('other-sa')).node, 'node1');
     await assert.rejects(custom.authenticate('agent-node1'), /not a trusted node agent account \(mesh\/agent, shop\/web\)/);
@@ -257,6 +266,33 @@ describe('Controller in Kubernetes against the Kubernetes API test double (rende
     assert.equal(new X509Certificate(chain[0]!).subjectAltName, `URI:${SHOP_WEB}`);
     await request(caClient('agent-node1', `weft-controller.${NSNAME}.svc.cluster.local`));
     await assert.rejects(request(caClient('agent-node1', 'weft-controller.elsewhere.svc')), (e: ServiceError) => e.code === status.UNAVAILABLE);
+  });
+
+  it('serves xDS to a trusted agent dialling weft-controller.<ns>.svc, and refuses the stream of a token for another audience', async () => {
+    const ads = (token: string, state: WorkloadState) => new DeltaAdsClient({
+      address: `127.0.0.1:${controller.port}`, rootCertPem: rootPem()!, serverName: `weft-controller.${NSNAME}.svc`, token: () => token,
+      node: { id: 'weft~198.18.0.1~agent.weft-system~weft-system.svc.cluster.local' },
+      typeUrls: [ADDRESS_TYPE_URL, AUTHORIZATION_TYPE_URL], apply: (u) => state.apply(u), backoff: { initialMs: 50, maxMs: 400 },
+    });
+    const good = new WorkloadState();
+    const c = ads('agent-node1', good);
+    try {
+      c.start();
+      await c.waitSynced();
+      assert.deepEqual(good.workloads().map((w) => w.uid), ['uid-web-1']);
+    } finally {
+      c.stop();
+    }
+    const bad = new WorkloadState();
+    const b = ads('agent-node1-apiserver', bad);
+    try {
+      const [e] = await (b.start(), once(b, 'disconnected')) as [{ code: number; details: string }];
+      assert.equal(e.code, status.UNAUTHENTICATED);
+      assert.match(e.details, /not accept the token for audience 'weft'/);
+      assert.equal(bad.workloads().length, 0);
+    } finally {
+      b.stop();
+    }
   });
 
   it('refuses agents with UNAUTHENTICATED and the reason: wrong audience, untrusted account', async () => {

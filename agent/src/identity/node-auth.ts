@@ -15,10 +15,8 @@ export interface NodeCaller {
 }
 
 export class UnauthenticatedError extends WeftError {
-  constructor(reason: string) {
-    super('WEFT_E_UNAUTHENTICATED', `caller not authenticated: ${reason}`, {
-      hint: 'send `authorization: Bearer <token>` with a node token issued by the controller (weft controller token --node <name>)',
-    });
+  constructor(reason: string, hint = 'send `authorization: Bearer <token>` with a node token issued by the controller (weft controller token --node <name>)') {
+    super('WEFT_E_UNAUTHENTICATED', `caller not authenticated: ${reason}`, { hint });
   }
 }
 

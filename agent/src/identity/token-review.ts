@@ -69,25 +69,29 @@ export class TokenReviewAuthenticator implements NodeAuthenticator {
     }
   }
 
+  private refuse(reason: string): UnauthenticatedError {
+    return new UnauthenticatedError(reason, `agents present their projected service-account token for audience '${this.audience}' (the chart mounts it at /var/run/secrets/weft/token) and run as ${this.trusted.join(' or ')} (WEFT_TOKEN_AUDIENCE, WEFT_TRUSTED_NODE_ACCOUNTS)`);
+  }
+
   private async review(token: string): Promise<NodeCaller> {
     let review;
     try {
       review = await this.auth.createTokenReview({ body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: { token, audiences: [this.audience] } } });
     } catch (err) {
-      throw new UnauthenticatedError(`TokenReview failed: ${(err as Error).message.split('\n')[0]}`);
+      throw this.refuse(`TokenReview failed: ${(err as Error).message.split('\n')[0]}`);
     }
     const st = review.status;
     if (!st?.authenticated || !st.user?.username) {
-      throw new UnauthenticatedError(`the API server did not accept the token for audience '${this.audience}'${st?.error ? ` (${st.error})` : ''}`);
+      throw this.refuse(`the API server did not accept the token for audience '${this.audience}'${st?.error ? ` (${st.error})` : ''}`);
     }
     // The API server answers with the audiences the token is valid for among those asked; an
     // authenticator that ignores audiences answers with none of ours, which is not good enough.
     if (!(st.audiences ?? []).includes(this.audience)) {
-      throw new UnauthenticatedError(`the token is not valid for audience '${this.audience}' (the review answered audiences [${(st.audiences ?? []).join(', ')}])`);
+      throw this.refuse(`the token is not valid for audience '${this.audience}' (the review answered audiences [${(st.audiences ?? []).join(', ')}])`);
     }
     const m = /^system:serviceaccount:([^:]+):([^:]+)$/.exec(st.user.username);
     if (!m || !this.trusted.includes(`${m[1]}/${m[2]}`)) {
-      throw new UnauthenticatedError(`${st.user.username} is not a trusted node agent account (${this.trusted.join(', ')})`);
+      throw this.refuse(`${st.user.username} is not a trusted node agent account (${this.trusted.join(', ')})`);
     }
     let node = st.user.extra?.[NODE_NAME_EXTRA]?.[0];
     const pod = st.user.extra?.[POD_NAME_EXTRA]?.[0];
@@ -101,7 +105,7 @@ export class TokenReviewAuthenticator implements NodeAuthenticator {
         node = undefined;
       }
     }
-    if (!node) throw new UnauthenticatedError('the token is not bound to a pod on a node (use a projected service-account token)');
+    if (!node) throw this.refuse('the token is not bound to a pod on a node (use a projected service-account token)');
     return { node, subject: st.user.username };
   }
 }
