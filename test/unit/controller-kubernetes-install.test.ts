@@ -26,6 +26,9 @@ import { DeltaAdsClient } from '../../agent/src/xds/client.js';
 import { ADDRESS_TYPE_URL, AUTHORIZATION_TYPE_URL } from '../../agent/src/xds/types.js';
 import { WorkloadState } from '../../agent/src/state/workload-state.js';
 import { once } from 'node:events';
+import { spawn } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
 
 const PODS = '/api/v1/pods';
 const NS = '/api/v1/namespaces';
@@ -158,7 +161,8 @@ describe('CA in Secrets and the published root against the Kubernetes API test d
     try {
       await assert.rejects(loadOrCreateCaInSecrets(kc, 'locked'), (e: Error & { code?: string }) => {
         assert.equal(e.code, 'WEFT_E_CA_STATE');
-        assert.match(e.message, /cannot read Secret locked\/weft-ca: forbidden by RBAC.*controller's Role/);
+        assert.match(e.message, /cannot read Secret locked\/weft-ca: forbidden by RBAC/);
+        assert.match((e as Error & { hint?: string }).hint ?? '', /controller's Role/);
         return true;
       });
     } finally {
@@ -179,7 +183,7 @@ function renderedInstall(ns: string) {
   const matches = (r: Rule, a: ResourceAttributes) => r.apiGroups.includes(a.group) && r.resources.includes(a.resource) && r.verbs.includes(a.verb)
     && (!r.resourceNames || (a.name !== undefined && r.resourceNames.includes(a.name)));
   const authorize = (a: ResourceAttributes) => rules('ClusterRole').some((r) => matches(r, a)) || (a.namespace === ns && rules('Role').some((r) => matches(r, a)));
-  return { env, authorize, probe: c.readinessProbe.httpGet, ports: c.ports.map((p) => p.containerPort) };
+  return { env, authorize, args: (c as unknown as { args: string[] }).args, probe: c.readinessProbe.httpGet, ports: c.ports.map((p) => p.containerPort) };
 }
 
 describe('Controller in Kubernetes against the Kubernetes API test double (rendered Deployment env and RBAC)', () => {
@@ -306,5 +310,59 @@ describe('Controller in Kubernetes against the Kubernetes API test double (rende
       assert.match(e.details, new RegExp(`${AGENT} is not a trusted node agent account \\(${NSNAME}/weft-agent\\)`));
       return true;
     });
+  });
+});
+
+describe('weft controller (the CLI) against the Kubernetes API test double, with the rendered Deployment\'s args and env', () => {
+  const NSNAME = 'weft-system';
+  const api = new KubeApiDouble(100);
+  const install = renderedInstall(NSNAME);
+  let dir: string;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'weft-ctl-cli-'));
+    await api.start();
+    api.authorize = install.authorize;
+  });
+  after(async () => {
+    await api.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('starts, publishes the root, answers /healthz/ready 200, and exits 0 on SIGTERM', async () => {
+    const kubeconfigPath = join(dir, 'kubeconfig');
+    await writeFile(kubeconfigPath, JSON.stringify({
+      apiVersion: 'v1', kind: 'Config', 'current-context': 'c',
+      clusters: [{ name: 'double', cluster: { server: `http://127.0.0.1:${api.port}`, 'insecure-skip-tls-verify': true } }],
+      users: [{ name: 'u', user: { token: 'test-token' } }],
+      contexts: [{ name: 'c', context: { cluster: 'double', user: 'u' } }],
+    }));
+    // the Deployment's args, with loopback ports and a temporary state directory for the test
+    const args = [...install.args];
+    args[args.indexOf('--listen') + 1] = '127.0.0.1:0';
+    args[args.indexOf('--state-dir') + 1] = join(dir, 'state');
+    args.push('--readiness', '127.0.0.1:0');
+    assert.equal(args[0], 'controller');
+    const bin = fileURLToPath(new URL('../../../agent/bin/weft.js', import.meta.url));
+    const child = spawn(process.execPath, [bin, ...args], {
+      env: { PATH: process.env.PATH ?? '', ...install.env, KUBECONFIG: kubeconfigPath, WEFT_LOG_LEVEL: 'warn' },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let err = '';
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const exited = once(child, 'exit');
+    try {
+      await until(() => /readiness :(\d+)/.test(err) || child.exitCode !== null, 'the controller to start', 15_000);
+      const port = /readiness :(\d+)/.exec(err)?.[1];
+      assert.ok(port, `controller did not start: ${err}`);
+      assert.match(err, /root certificate Secret weft-system\/weft-ca \(published in ConfigMap weft-system\/weft-ca-root-cert\)/);
+      await until(async () => (await fetch(`http://127.0.0.1:${port}/healthz/ready`)).status === 200, 'readiness', 10_000);
+      const root = (api.configMaps.get('weft-system/weft-ca-root-cert')?.data as Record<string, string>)['root-cert.pem']!;
+      assert.ok(new X509Certificate(root).ca);
+      assert.deepEqual(api.forbidden, []);
+    } finally {
+      child.kill('SIGTERM');
+    }
+    const [code] = await exited;
+    assert.equal(code, 0, err);
   });
 });

@@ -19,13 +19,16 @@ function statusOf(err: unknown): number | undefined {
   return e.code ?? e.statusCode ?? e.response?.statusCode;
 }
 
-function apiReason(err: unknown): string {
-  const s = statusOf(err);
+/** The API's refusal as a CaStateError: RBAC (403) or anything else (unreachable, 5xx). */
+function apiError(what: string, err: unknown): CaStateError {
   const first = (err as Error).message?.split('\n')[0] ?? String(err);
-  return s === 403 ? `forbidden by RBAC (${first})` : first;
+  if (statusOf(err) === 403) {
+    return new CaStateError(`cannot ${what}: forbidden by RBAC (${first})`, {
+      cause: err, hint: 'the controller\'s Role (controller-role.yaml) must allow this in its own namespace; re-apply the chart or `weft manifest`',
+    });
+  }
+  return new CaStateError(`cannot ${what}: ${first}`, { cause: err, hint: 'check that the Kubernetes API server is reachable from the controller and healthy; the controller exits and is restarted' });
 }
-
-const RBAC_HINT = 'the controller\'s Role (controller-role.yaml) must allow this in its own namespace; re-apply the chart or `weft manifest`';
 
 function material(data: Record<string, string> | undefined, where: string): CaMaterial {
   const get = (k: string) => (data?.[k] ? Buffer.from(data[k]!, 'base64').toString('utf8') : undefined);
@@ -49,7 +52,7 @@ export async function loadOrCreateCaInSecrets(kc: KubeConfig, namespace: string,
       return await core.readNamespacedSecret({ name: secretName, namespace });
     } catch (err) {
       if (statusOf(err) === 404) return undefined;
-      throw new CaStateError(`cannot read ${where}: ${apiReason(err)}; ${RBAC_HINT}`, { cause: err });
+      throw apiError(`read ${where}`, err);
     }
   };
   const existing = await read();
@@ -67,7 +70,7 @@ export async function loadOrCreateCaInSecrets(kc: KubeConfig, namespace: string,
     log.info({ secret: where }, 'created a new root CA');
     return CertificateAuthority.fromMaterial(m, where, opts);
   } catch (err) {
-    if (statusOf(err) !== 409) throw new CaStateError(`cannot create ${where}: ${apiReason(err)}; ${RBAC_HINT}`, { cause: err });
+    if (statusOf(err) !== 409) throw apiError(`create ${where}`, err);
     const won = await read();
     if (!won) throw new CaStateError(`${where} was created concurrently but cannot be read`);
     return CertificateAuthority.fromMaterial(material(won.data, where), where, opts);
@@ -88,7 +91,7 @@ export async function publishRootCertificate(kc: KubeConfig, namespace: string, 
     try {
       current = await core.readNamespacedConfigMap({ name, namespace });
     } catch (err) {
-      if (statusOf(err) !== 404) throw new CaStateError(`cannot read ${where}: ${apiReason(err)}; ${RBAC_HINT}`, { cause: err });
+      if (statusOf(err) !== 404) throw apiError(`read ${where}`, err);
     }
     if (!current) {
       try {
@@ -104,7 +107,7 @@ export async function publishRootCertificate(kc: KubeConfig, namespace: string, 
         return 'created';
       } catch (err) {
         if (statusOf(err) === 409) continue; // another replica created it: read and compare
-        throw new CaStateError(`cannot create ${where}: ${apiReason(err)}; ${RBAC_HINT}`, { cause: err });
+        throw apiError(`create ${where}`, err);
       }
     }
     if (current.data?.[ROOT_CERT_KEY] === rootsPem) return 'unchanged';
@@ -114,7 +117,7 @@ export async function publishRootCertificate(kc: KubeConfig, namespace: string, 
       return 'updated';
     } catch (err) {
       if (statusOf(err) === 409) continue; // changed under us: read again
-      throw new CaStateError(`cannot update ${where}: ${apiReason(err)}; ${RBAC_HINT}`, { cause: err });
+      throw apiError(`update ${where}`, err);
     }
   }
   throw new CaStateError(`cannot publish ${where}: it kept changing under concurrent updates`);

@@ -21,10 +21,10 @@ export const DEFAULT_MAX_CERT_TTL_SECONDS = 90 * 24 * 3600;
 const ROOT_TTL_DAYS = 10 * 365;
 
 export class CaStateError extends WeftError {
-  constructor(message: string, options?: { cause?: unknown }) {
+  constructor(message: string, options?: { cause?: unknown; hint?: string }) {
     super('WEFT_E_CA_STATE', message, {
       ...options,
-      hint: 'remove the broken CA files to let the controller create a new root (existing certificates stop being trusted), or fix them',
+      hint: options?.hint ?? 'remove the broken CA files to let the controller create a new root (existing certificates stop being trusted), or fix them',
     });
   }
 }
