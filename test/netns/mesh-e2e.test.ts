@@ -7,52 +7,16 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { join } from 'node:path';
 import { privilegedSkip } from '../helpers/privilege.js';
 import { Lab, type PodStatus } from '../../agent/src/lab/index.js';
-import { agentDump, nodeHttp, waitFor } from './mesh-helpers.js';
+import { captureOnFabric } from '../../agent/src/lab/capture.js';
+import { agentDump, cli, nodeHttp, waitFor } from './mesh-helpers.js';
 
 const skip = privilegedSkip();
 const LOAD = fileURLToPath(new URL('./mesh-load-client.js', import.meta.url));
 const CLIENT_SA = 'spiffe://cluster.local/ns/demo/sa/client';
 const SERVER_SA = 'spiffe://cluster.local/ns/demo/sa/server';
-
-/**
- * Captures TCP on the fabric while `during` runs; returns the raw pcap bytes. `-i any` in the
- * fabric netns covers the bridge's ports: frames the bridge forwards between nodes are not
- * delivered to br0 itself.
- */
-async function captureOnFabric(lab: Lab, during: () => Promise<void>): Promise<Buffer> {
-  const dir = mkdtempSync(join(tmpdir(), 'weft-e2e-pcap-'));
-  const file = join(dir, 'fabric.pcap');
-  try {
-    const fabric = lab.status().fabric.netns;
-    const td = spawn('nsenter', [`--net=${fabric}`, '--', 'tcpdump', '-Z', 'root', '--immediate-mode', '-i', 'any', '-U', '-s', '0', '-w', file, 'tcp'], { stdio: ['ignore', 'ignore', 'pipe'] });
-    await new Promise<void>((resolve, reject) => {
-      let err = '';
-      td.stderr!.on('data', (d: Buffer) => {
-        err += d.toString();
-        if (/listening on/.test(err)) resolve();
-      });
-      td.once('exit', (code) => reject(new Error(`tcpdump exited ${code}: ${err}`)));
-    });
-    try {
-      await during();
-      await new Promise((r) => setTimeout(r, 300));
-    } finally {
-      const exited = new Promise((r) => td.once('exit', r));
-      td.kill('SIGINT');
-      await exited;
-    }
-    return readFileSync(file);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
 
 function metricLines(text: string, name: string, labels: Record<string, string>): string[] {
   return text.split('\n').filter((l) => l.startsWith(`${name}{`) && Object.entries(labels).every(([k, v]) => l.includes(`${k}="${v}"`)));
@@ -149,17 +113,22 @@ describe('mesh end to end in the lab (issue 5)', { skip }, () => {
     assert.ok(metricLines(m.body, 'istio_tcp_connections_opened_total', { reporter: 'destination', source_principal: CLIENT_SA, destination_workload: 'server-2' }).length > 0);
   });
 
-  it('live connections show both SPIFFE identities on the admin /connections endpoint', async () => {
+  it('live connections show both SPIFFE identities in `weft connections` (admin /connections)', async () => {
     // Hold one echo connection open for 3 s from the client.
     const script = `const s=require('net').connect(9000,'${server.ip}',()=>s.write('hold'));setTimeout(()=>{s.end();process.exit(0)},3000)`;
     const child = lab.spawn('demo/client-1', [process.execPath, '-e', script], { stdio: 'ignore' });
     try {
       const seen = await waitFor('a live connection on node1', async () => {
-        const r = await nodeHttp(lab, 'node1', 15000, '/connections');
-        const list = JSON.parse(r.body) as Array<{ direction: string; src: { identity?: string }; dst: { identity?: string } }>;
-        return list.find((c) => c.direction === 'outbound' && c.src.identity === CLIENT_SA && c.dst.identity === SERVER_SA);
+        const r = await cli(['connections', '--lab', lab.name, '--node', 'node1', '-o', 'json']);
+        assert.equal(r.code, 0, r.err);
+        const list = JSON.parse(r.out) as Array<{ direction: string; security: string; src: { identity?: string }; dst: { identity?: string } }>;
+        return list.find((c) => c.direction === 'outbound' && c.security === 'mutual_tls' && c.src.identity === CLIENT_SA && c.dst.identity === SERVER_SA);
       }, 5000);
       assert.ok(seen);
+      const tableOut = await cli(['connections', '--lab', lab.name, '--node', 'node2']);
+      assert.equal(tableOut.code, 0, tableOut.err);
+      assert.match(tableOut.out, /^DIRECTION\s+SOURCE/m);
+      assert.ok(tableOut.out.split('\n').some((l) => l.startsWith('inbound') && l.includes(CLIENT_SA) && l.includes(SERVER_SA) && l.includes('mutual_tls')), tableOut.out);
     } finally {
       child.kill('SIGKILL');
     }
