@@ -20,7 +20,8 @@ import { createCsr } from '../../agent/src/identity/csr.js';
 import { generateP256 } from '../../agent/src/identity/keys.js';
 import { Controller } from '../../agent/src/controller/controller.js';
 import { KubernetesSource } from '../../agent/src/controller/source-kubernetes.js';
-import { kubernetesControllerOptions, kubernetesSettings } from '../../agent/src/controller/kubernetes-setup.js';
+import { kubernetesCaLoader, kubernetesControllerOptions, kubernetesSettings } from '../../agent/src/controller/kubernetes-setup.js';
+import { createServer as createNetServer } from 'node:net';
 import { parseObjects, renderManifest } from '../../agent/src/deploy/render.js';
 import { DeltaAdsClient } from '../../agent/src/xds/client.js';
 import { ADDRESS_TYPE_URL, AUTHORIZATION_TYPE_URL } from '../../agent/src/xds/types.js';
@@ -364,5 +365,43 @@ describe('weft controller (the CLI) against the Kubernetes API test double, with
     }
     const [code] = await exited;
     assert.equal(code, 0, err);
+  });
+});
+
+describe('Controller readiness while the CA loads, against the Kubernetes API test double', () => {
+  it('answers 503 "waiting for the CA" before the CA is loaded, and 200 after', async () => {
+    const api = new KubeApiDouble(100);
+    await api.start();
+    const dir = await mkdtemp(join(tmpdir(), 'weft-ctl-ready-'));
+    // a free loopback port, known before start() returns
+    const probe = createNetServer();
+    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
+    const port = (probe.address() as { port: number }).port;
+    await new Promise<void>((r) => probe.close(() => r()));
+    let open!: () => void;
+    const gate = new Promise<void>((r) => (open = r));
+    const kc = kubeconfig(api.port);
+    const load = kubernetesCaLoader(kc, { namespace: 'weft-system', caSecret: 'weft-ca', rootConfigMap: 'weft-ca-root-cert' });
+    const starting = Controller.start({
+      source: new KubernetesSource(kc, { debounceMs: 10 }), stateDir: dir, listen: '127.0.0.1:0', readiness: `127.0.0.1:${port}`,
+      loadCa: async (o) => { await gate; return load(o); },
+    });
+    let controller: Controller | undefined;
+    try {
+      let r: Response | undefined;
+      await until(async () => (r = await fetch(`http://127.0.0.1:${port}/healthz/ready`).catch(() => undefined)) !== undefined, 'the readiness listener');
+      assert.equal(r!.status, 503);
+      assert.match(await r!.text(), /waiting for the CA/);
+      assert.equal(api.configMaps.size, 0, 'nothing published before the CA is loaded');
+      open();
+      controller = await starting;
+      await until(async () => (await fetch(`http://127.0.0.1:${port}/healthz/ready`)).status === 200, 'ready');
+      assert.ok(api.configMaps.has('weft-system/weft-ca-root-cert'));
+    } finally {
+      open();
+      await (controller ?? (await starting.catch(() => undefined)))?.stop();
+      await api.stop();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
