@@ -193,11 +193,16 @@ async function main(): Promise<void> {
     return JSON.parse(r.stdout) as Record<string, unknown>;
   };
   async function bulk(target: PodStatus, streams: number): Promise<Partial<Sample>> {
+    const agents = agentPids();
+    const t0 = performance.now();
+    const a0 = cpuOf(agents);
+    const h0 = cpuOf(haproxyPids);
     const r = await lab.exec('demo/client-1', ['iperf3', '-c', target.ip, '-p', String(IPERF_PORT), '-t', String(profile.bulkSeconds), '-P', String(streams), '-J', '--connect-timeout', '3000'], { timeoutMs: (profile.bulkSeconds + 20) * 1000 });
-    const j = JSON.parse(r.stdout || '{}') as { end?: { sum_received?: { bits_per_second: number } }; error?: string };
+    const cpu = { agentsSec: cpuOf(agents) - a0, haproxySec: cpuOf(haproxyPids) - h0, wallSec: (performance.now() - t0) / 1000 };
+    const j = JSON.parse(r.stdout || '{}') as { end?: { sum_received?: { bits_per_second: number; bytes: number } }; error?: string };
     const bps = j.end?.sum_received?.bits_per_second;
-    if (bps === undefined) return { gbps: NaN, errors: 1 };
-    return { gbps: bps / 1e9, errors: 0 };
+    if (bps === undefined) return { gbps: NaN, errors: 1, cpu };
+    return { gbps: bps / 1e9, errors: 0, cpu, bytes: j.end!.sum_received!.bytes };
   }
   async function latency(target: PodStatus, rate: number, conns: number): Promise<Partial<Sample>> {
     const agents = agentPids();
@@ -235,6 +240,14 @@ async function main(): Promise<void> {
   await setMode('a');
   await sleep(1000);
   result.resources.agentsRssIdleMB = agentPids().reduce((s, p) => s + rssMB(p), 0);
+  // Where an idle agent's memory is: anonymous (heap, native) vs file-backed (code, mapped files).
+  for (const pid of agentPids()) {
+    try {
+      const st = readFileSync(`/proc/${pid}/status`, 'utf8');
+      const kb = (f: string) => Number(new RegExp(`${f}:\\s+(\\d+) kB`).exec(st)?.[1] ?? NaN) / 1024;
+      notes.push(`idle agent pid ${pid}: VmRSS ${kb('VmRSS').toFixed(1)} MB = RssAnon ${kb('RssAnon').toFixed(1)} + RssFile ${kb('RssFile').toFixed(1)} + RssShmem ${kb('RssShmem').toFixed(1)} MB`);
+    } catch { /* gone */ }
+  }
 
   for (let round = 1; round <= profile.rounds; round++) {
     for (const mode of MODES) {

@@ -93,9 +93,9 @@ export function chartPanels(r: RunResult): ChartPanel[] {
 function targetRow(t: TargetResult): string[] {
   const cmp = t.comparison === '>=' ? '≥' : '≤';
   const goal = `${cmp} ${t.threshold}${t.stretch !== undefined ? ` (stretch ${cmp} ${t.stretch})` : ''} ${t.unit}`;
-  let status = t.status === 'met' ? (t.stretchMet ? '**met** (stretch met too)' : '**met**') : t.status === 'not met' ? '**not met**' : 'not measured';
+  let status = t.status === 'met' ? (t.stretchMet ? '**met** (stretch met too)' : '**met**') : t.status === 'not met' ? '**not met**' : t.status === 'inconclusive' ? `**inconclusive**: ${t.reason ?? ''}` : 'not measured';
   const range = t.range ? `${fmt(t.range[0])} – ${fmt(t.range[1])}` : '';
-  if (t.range && t.status !== 'not measured') {
+  if (t.range && (t.status === 'met' || t.status === 'not met')) {
     const [lo, hi] = t.range;
     if (lo < t.threshold && hi > t.threshold) status += ' (rounds on both sides of the goal: noisy)';
     if (t.unit === 'ms' && t.value < 0) status += ' (negative: noise larger than the overhead)';
@@ -148,6 +148,11 @@ export function renderReport(r: RunResult, chartFile = 'latency.svg'): string {
   for (const k of lat) {
     resRows.push([`${k}: both agents, vCPU per 1,000 req/s (b)`, fmtSpread(metricSpread(s, k, 'b', (x) => sampleVcpu(x, 'agents')), 3)]);
     resRows.push([`${k}: both HAProxy, vCPU per 1,000 req/s (c)`, fmtSpread(metricSpread(s, k, 'c', (x) => sampleVcpu(x, 'haproxy')), 3)]);
+  }
+  for (const k of bulk) {
+    const perGB = (who: 'agentsSec' | 'haproxySec') => (x: Sample) => (x.cpu && x.bytes ? x.cpu[who] / (x.bytes / 1e9) : NaN);
+    resRows.push([`${k}: both agents, CPU s per GB (b)`, fmtSpread(metricSpread(s, k, 'b', perGB('agentsSec')), 2)]);
+    resRows.push([`${k}: both HAProxy, CPU s per GB (c)`, fmtSpread(metricSpread(s, k, 'c', perGB('haproxySec')), 2)]);
   }
   resRows.push(['Agents RSS idle (sum of both, MB)', fmt(res.agentsRssIdleMB ?? NaN, 1)]);
   const rssLoad = lat.find((k) => k.startsWith('cross') && k.includes('1000rps'));

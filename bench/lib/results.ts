@@ -26,6 +26,8 @@ export interface Sample {
   /** e.g. "P1", "1000rps/4c", "16w" */
   params: string;
   gbps?: number;
+  /** bytes received in a bulk run */
+  bytes?: number;
   latency?: LatencySummary;
   latenciesMs?: number[];
   rate?: number;
@@ -123,6 +125,11 @@ export function computeTargets(r: RunResult): TargetResult[] {
   };
   return TARGETS.map((t) => {
     const res = evaluateTarget(t, values[t.id] ?? NaN);
+    // A ratio of added latencies only means something when both modes added some.
+    if (t.id === 'p99-vs-ref' && (p99('b').median <= 0 || p99('c').median <= 0)) {
+      res.status = 'inconclusive';
+      res.reason = `added p99 (median over rounds) is ${p99('b').median.toFixed(3)} ms for Weft and ${p99('c').median.toFixed(3)} ms for HAProxy: noise on the machine is larger than the overhead`;
+    }
     const rg = ranges[t.id];
     if (rg && rg.n > 1) res.range = [rg.min, rg.max];
     return res;

@@ -95,7 +95,9 @@ export interface TargetSpec {
 
 export interface TargetResult extends TargetSpec {
   value: number;
-  status: 'met' | 'not met' | 'not measured';
+  status: 'met' | 'not met' | 'not measured' | 'inconclusive';
+  /** why a value could not be judged */
+  reason?: string;
   stretchMet?: boolean;
   /** min–max over rounds, when the value was measured once per round */
   range?: [number, number];

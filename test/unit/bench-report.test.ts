@@ -50,6 +50,15 @@ describe('bench report', () => {
     assert.equal(t.handshakes!.status, 'met');
   });
 
+  it('a ratio of added p99s is inconclusive when a mode added nothing (noise larger than the overhead)', () => {
+    const r = fakeRun();
+    for (const s of r.samples) if (s.mode === 'c' && s.latency) s.latency.p99 = 0.1; // below direct's
+    const t = computeTargets(r).find((x) => x.id === 'p99-vs-ref')!;
+    assert.equal(t.status, 'inconclusive');
+    assert.match(t.reason!, /HAProxy/);
+    assert.match(renderReport(r), /\*\*inconclusive\*\*: added p99/);
+  });
+
   it('renders the targets, the ratio columns, the machine and the chart link', () => {
     const md = renderReport(fakeRun());
     assert.match(md, /Test CPU, 2 cores/);
