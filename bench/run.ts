@@ -325,8 +325,9 @@ async function main(): Promise<void> {
 
   // Sanity: traffic in (b) went through the agents and in (c) through HAProxy.
   const cpuIn = (m: Mode, who: 'agentsSec' | 'haproxySec') => samples.filter((s) => s.mode === m && s.cpu).reduce((x, s) => x + s.cpu![who], 0);
-  if (cpuIn('b', 'agentsSec') < 0.05) notes.push('WARNING: the agents used almost no CPU in mode (b): was the traffic really meshed?');
-  if (cpuIn('c', 'haproxySec') < 0.05) notes.push('WARNING: HAProxy used almost no CPU in mode (c): was the traffic really steered to it?');
+  const ran = (m: Mode) => samples.some((s) => s.mode === m && s.cpu);
+  if (ran('b') && cpuIn('b', 'agentsSec') < 0.05) notes.push('WARNING: the agents used almost no CPU in mode (b): was the traffic really meshed?');
+  if (ran('c') && cpuIn('c', 'haproxySec') < 0.05) notes.push('WARNING: HAProxy used almost no CPU in mode (c): was the traffic really steered to it?');
   notes.push(`agent CPU in modes (a)/(c) (should be idle): ${cpuIn('a', 'agentsSec').toFixed(2)} s / ${cpuIn('c', 'agentsSec').toFixed(2)} s; HAProxy CPU in (a)/(b): ${cpuIn('a', 'haproxySec').toFixed(2)} s / ${cpuIn('b', 'haproxySec').toFixed(2)} s`);
   notes.push(`load average at the end: ${readFileSync('/proc/loadavg', 'utf8').trim()} (other work on the machine adds noise to every mode alike)`);
   result.finishedAt = new Date().toISOString();
