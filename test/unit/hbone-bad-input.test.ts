@@ -6,7 +6,7 @@ import http2 from 'node:http2';
 import net from 'node:net';
 import tls from 'node:tls';
 import { once } from 'node:events';
-import { Mesh, waitFor, type TestNode, type TestPod } from '../helpers/proxy-harness.js';
+import { Mesh, nextIp, waitFor, type TestNode, type TestPod } from '../helpers/proxy-harness.js';
 import { createTestCa, type TestCert } from '../helpers/certs.js';
 
 interface RawSession {
@@ -165,10 +165,10 @@ describe('HBONE server refuses bad input', () => {
     raw.session.destroy();
   });
 
-  it('survives a flood of streams reset right after opening, without leaking app connections', async () => {
+  it('absorbs a burst of streams reset right after opening, without leaking app connections', async () => {
     const raw = await rawSession(server, good, mesh.ca.rootPem);
     const appBefore = server.app!.sources.length;
-    for (let i = 0; i < 2000 && !raw.session.destroyed; i++) {
+    for (let i = 0; i < 5000 && !raw.session.destroyed && !raw.session.closed; i++) {
       try {
         const s = raw.session.request({ ':method': 'CONNECT', ':authority': `${server.ip}:${server.app!.port}` }, { endStream: false });
         s.on('error', () => {});
@@ -178,13 +178,46 @@ describe('HBONE server refuses bad input', () => {
       }
     }
     await new Promise((r) => setTimeout(r, 300));
-    // Nothing is left open on the server for the reset streams.
     await waitFor(() => node.proxy.connections().length === 0, 5000, 'reset streams to be gone');
-    assert.ok(server.app!.sources.length - appBefore <= 2000);
+    assert.ok(server.app!.sources.length - appBefore < 5000, 'most reset streams never reached the app');
+    assert.ok(rejections('stream_flood') <= 1);
     raw.session.destroy();
-    // A well-behaved client is unaffected.
     const again = await rawSession(server, good, mesh.ca.rootPem);
     assert.equal(await again.connect({ ':method': 'CONNECT', ':authority': `${server.ip}:${server.app!.port}` }), 200);
     again.session.close();
+  });
+
+  it('cuts off a session that keeps resetting streams it opened before they are answered (rapid reset)', async () => {
+    // A pod whose app answers slowly, so every stream is still pending when the client resets it.
+    const slowIp = nextIp();
+    const w = mesh.workload(slowIp, 'node-b', { namespace: 'shop', serviceAccount: 'cart', name: 'slow' });
+    mesh.view.putWorkload(w);
+    const slow = node.proxy.addPod({
+      uid: w.uid,
+      ips: [slowIp],
+      identity: server.identity,
+      hooks: { dialApp: (dst, src) => new Promise((r) => setTimeout(() => r(mesh.dialApp(dst, src)), 200)) },
+    });
+    const { hbone } = await slow.listen({ hbone: { host: slowIp, port: 0 } });
+    const before = rejections('stream_flood');
+    const session = http2.connect(`https://${slowIp}:${hbone!.port}`, {
+      createConnection: () => tls.connect({ host: slowIp, port: hbone!.port, key: good.keyPem, cert: good.certChainPem, ca: mesh.ca.rootPem, ALPNProtocols: ['h2'], checkServerIdentity: () => undefined }),
+    });
+    session.on('error', () => {});
+    let goaway: number | undefined;
+    session.on('goaway', (code) => (goaway = code));
+    await once(session, 'connect');
+    for (let i = 0; i < 200 && !session.destroyed && !session.closed && goaway === undefined; i++) {
+      const s = session.request({ ':method': 'CONNECT', ':authority': `${slowIp}:${server.app!.port}` }, { endStream: false });
+      s.on('error', () => {});
+      await new Promise((r) => setTimeout(r, 5));
+      s.close(http2.constants.NGHTTP2_CANCEL);
+    }
+    await waitFor(() => rejections('stream_flood') === before + 1, 5000, 'the flood to be counted once');
+    await waitFor(() => session.destroyed || goaway !== undefined, 5000, 'the session to be cut off');
+    assert.match(node.telemetry.metricsText(), /istio_tcp_connections_failed_total\{[^}]*response_flags="H2_HANDSHAKE_FAILURE"\} 1/);
+    session.destroy();
+    await waitFor(() => node.proxy.connections().length === 0, 5000, 'pending dials to finish');
+    await node.proxy.removePod(w.uid);
   });
 });

@@ -56,6 +56,7 @@ export type RejectReason =
   | 'peer_certificate'
   | 'alpn'
   | 'http2_session'
+  | 'stream_flood'
   | 'bad_method'
   | 'bad_authority'
   | 'wrong_destination';
@@ -64,7 +65,18 @@ interface SessionFacts {
   peer: Identity;
   peerId: string;
   peerAddr: SocketAddr;
+  /** streams the peer reset before we answered, in the current window */
+  earlyResets: number;
+  windowStart: number;
 }
+
+/**
+ * Rapid-reset guard (CVE-2023-44487 style): a session whose peer resets this many streams
+ * before they are answered within EARLY_RESET_WINDOW_MS gets GOAWAY(ENHANCE_YOUR_CALM). Our own
+ * client only cancels a stream when its app gave up while connecting, far below this.
+ */
+export const EARLY_RESET_LIMIT = 50;
+export const EARLY_RESET_WINDOW_MS = 10_000;
 
 /**
  * Answers a CONNECT with a final non-200 status and ends the stream. The request side is then
@@ -207,6 +219,8 @@ export class HboneServer {
       peer,
       peerId: formatSpiffeId(peer),
       peerAddr: { ip: normalizeIp(socket.remoteAddress ?? ''), port: socket.remotePort ?? 0 },
+      earlyResets: 0,
+      windowStart: Date.now(),
     };
     this.sessions.set(session, facts);
     session.once('close', () => this.sessions.delete(session));
@@ -224,6 +238,22 @@ export class HboneServer {
     });
   }
 
+  private countEarlyReset(session: http2.ServerHttp2Session, facts: SessionFacts): void {
+    const now = Date.now();
+    if (now - facts.windowStart > EARLY_RESET_WINDOW_MS) {
+      facts.windowStart = now;
+      facts.earlyResets = 0;
+    }
+    if (++facts.earlyResets !== EARLY_RESET_LIMIT) return;
+    this.reject('stream_flood', 'H2_HANDSHAKE_FAILURE', `${EARLY_RESET_LIMIT} streams reset before an answer within ${EARLY_RESET_WINDOW_MS} ms`, facts.peerAddr, facts.peerId);
+    try {
+      session.goaway(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+    } catch {
+      /* already closing */
+    }
+    session.destroy();
+  }
+
   private onStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
     const facts = this.sessions.get(stream.session as http2.ServerHttp2Session);
     if (!facts) {
@@ -232,6 +262,16 @@ export class HboneServer {
     }
     stream.on('error', () => {
       /* surfaced by the relay or the onConnect handler */
+    });
+    const session = stream.session as http2.ServerHttp2Session;
+    const resetEarly = () => !stream.headersSent && stream.rstCode !== undefined && stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR;
+    if (stream.destroyed || stream.closed) {
+      // Reset before we even saw it: nothing to answer.
+      if (resetEarly()) this.countEarlyReset(session, facts);
+      return;
+    }
+    stream.once('close', () => {
+      if (resetEarly()) this.countEarlyReset(session, facts);
     });
     const method = headers[':method'];
     if (method !== 'CONNECT') {
