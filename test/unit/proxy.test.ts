@@ -47,7 +47,8 @@ describe('node proxy paths', () => {
     }
     assert.equal(a.app!.sources.length, 3, 'same-node endpoint got its share');
     assert.equal(b.app!.sources.length, 3, 'remote endpoint got its share');
-    assert.match(nodeB.telemetry.metricsText(), /destination_service="cart.shop.svc.cluster.local"|reporter="destination"/);
+    // The destination side learns the service from forwarded host= (ztunnel's inbound guess).
+    assert.match(nodeB.telemetry.metricsText(), /reporter="destination"[^}]*destination_service="cart.shop.svc.cluster.local",destination_service_namespace="shop",destination_service_name="cart"/);
     assert.match(nodeA.telemetry.metricsText(), /reporter="source"[^}]*destination_service="cart.shop.svc.cluster.local"/);
   });
 

@@ -55,3 +55,10 @@ export function parseForwardedFor(header: string | string[] | undefined): Socket
     return undefined;
   }
 }
+
+/** The `host=` of a forwarded header: the service the source meant (ztunnel's inbound guess). */
+export function parseForwardedHost(header: string | string[] | undefined): string | undefined {
+  const h = Array.isArray(header) ? header[0] : header;
+  const m = h ? /(?:^|[;,\s])host="?([A-Za-z0-9.-]{1,253})"?/i.exec(h) : null;
+  return m?.[1];
+}

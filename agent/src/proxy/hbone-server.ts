@@ -10,7 +10,7 @@ import { formatSpiffeId, type Identity } from '../identity/spiffe.js';
 import type { Telemetry } from '../telemetry/telemetry.js';
 import type { PeerInfo } from '../telemetry/connection-info.js';
 import { BASE_TLS_OPTIONS } from './tls-contexts.js';
-import { normalizeIp, parseAuthority, parseForwardedFor, formatAddr, type SocketAddr } from './addresses.js';
+import { normalizeIp, parseAuthority, parseForwardedFor, parseForwardedHost, formatAddr, type SocketAddr } from './addresses.js';
 import { peerIdentity, uriSans } from './peer-identity.js';
 import { BadRequestError } from './errors.js';
 import type tls from 'node:tls';
@@ -34,6 +34,8 @@ export interface ConnectRequest {
   /** the TCP peer of the TLS connection (the client pod's IP inside the mesh) */
   peerAddr: SocketAddr;
   forwardedFor?: SocketAddr | undefined;
+  /** the service FQDN the source meant (forwarded host=), informational */
+  forwardedHost?: string | undefined;
   baggage?: string | undefined;
 }
 
@@ -299,6 +301,7 @@ export class HboneServer {
       peerId: facts.peerId,
       peerAddr: facts.peerAddr,
       forwardedFor: parseForwardedFor(headers.forwarded),
+      forwardedHost: parseForwardedHost(headers.forwarded),
       baggage: Array.isArray(baggage) ? baggage.join(',') : baggage,
     });
   }

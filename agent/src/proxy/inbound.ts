@@ -7,7 +7,7 @@ import type { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
 import { authorize, type Connection } from '../policy/evaluate.js';
 import { formatSpiffeId, type Identity } from '../identity/spiffe.js';
-import type { ConnectionInfo } from '../telemetry/connection-info.js';
+import type { ConnectionInfo, ServiceInfo } from '../telemetry/connection-info.js';
 import type { ConnectionTracker } from './connection-tracker.js';
 import { type MeshView, peerInfo, workloadIdentity } from './mesh-view.js';
 import { formatAddr, type SocketAddr } from './addresses.js';
@@ -29,6 +29,8 @@ export interface InboundAttempt {
   accept(): Duplex;
   /** refuse: HBONE answers the status, plaintext and same-node reset the client */
   refuse(status: 401 | 503): void;
+  /** the service the source meant (HBONE forwarded host=, or known in process) */
+  service?: ServiceInfo | undefined;
   /** same node: the source side's outbound view, reported with this one */
   mirror?: ConnectionInfo | undefined;
 }
@@ -87,6 +89,7 @@ export function handleInbound(a: InboundAttempt, env: InboundEnv): void {
     hboneAddr: a.hboneAddr,
     src: peerInfo(srcWorkload, peerId),
     dst: peerInfo(local, local ? workloadIdentity(local) : undefined),
+    service: a.service,
     security: a.security,
   };
   const conn: Connection = { srcIp: a.srcAddr.ip, dstIp: a.target.ip, dstPort: a.target.port, peer: a.peer };
@@ -119,4 +122,10 @@ export function handleInbound(a: InboundAttempt, env: InboundEnv): void {
       record.fail('CONNECT', err);
     },
   );
+}
+
+/** A service FQDN (`name.namespace.svc.…`) as metrics labels; undefined for anything else. */
+export function serviceFromHost(host: string | undefined): ServiceInfo | undefined {
+  const m = host ? /^([a-z0-9-]+)\.([a-z0-9-]+)\.svc(\.|$)/.exec(host) : null;
+  return m ? { hostname: host!, name: m[1]!, namespace: m[2]! } : undefined;
 }

@@ -150,6 +150,7 @@ export function handleOutbound(client: Socket, origDst: SocketAddr, src: SourceP
         source: client,
         accept: () => client,
         refuse: () => resetStream(client),
+        service: serviceInfo(target.service),
         mirror: info,
       });
       return;

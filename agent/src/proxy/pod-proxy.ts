@@ -8,7 +8,7 @@ import { logger } from '../common/log.js';
 import type { Workload } from '../xds/gen/istio/workload/workload_pb.js';
 import { tryParseSpiffeId } from '../identity/spiffe.js';
 import { HboneServer, refuseStream, type ConnectRequest } from './hbone-server.js';
-import { handleInbound, type AppDialer, type InboundAttempt } from './inbound.js';
+import { handleInbound, serviceFromHost, type AppDialer, type InboundAttempt } from './inbound.js';
 import { handleOutbound, type SourcePod } from './outbound.js';
 import type { TcpDialer } from './hbone-pool.js';
 import { normalizeIp, type SocketAddr } from './addresses.js';
@@ -213,6 +213,7 @@ export class PodProxy {
         peer: req.peer,
         target: req.target,
         hboneAddr: req.authority,
+        service: serviceFromHost(req.forwardedHost),
         security: 'mutual_tls',
         source: stream,
         accept: () => {
