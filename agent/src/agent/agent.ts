@@ -2,7 +2,8 @@
 // proxy, redirection and enrolment of this node's mesh pods, and the admin, metrics and
 // readiness ports. Stopping drains: readiness goes false, listeners close, established
 // connections get up to the drain deadline, then everything closes. Redirection pins stay,
-// so a pod's traffic fails closed until the next agent (or the one beside us) takes over.
+// so a pod's traffic fails closed until the next agent (or the one beside us) takes over,
+// unless no successor will come (uninstall, see exit-policy.ts): then every pod is released.
 import { readFileSync } from 'node:fs';
 import { WeftError } from '../common/errors.js';
 import { logger } from '../common/log.js';
@@ -17,6 +18,13 @@ import { Enroller, type EnrolmentInfo } from './enroller.js';
 import { PodDiscovery } from './pod-discovery.js';
 import { handlers, serve, type Endpoint } from './http-endpoints.js';
 import type { AgentOptions } from './options.js';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { AGENT } from '../deploy/objects.js';
+import { VERSION } from '../common/version.js';
+import { runNodeChecks, type CheckResult } from '../preflight/node-checks.js';
+import { decideOnExit, inClusterKubeConfig, type DaemonSetRef, type ExitDecision } from './exit-policy.js';
+import { NodeChecksPublisher } from './node-checks-publisher.js';
+import { teardownPodRouting } from './pod-routing.js';
 
 const log = logger('agent');
 
@@ -51,6 +59,17 @@ function requireCgroup2(): string {
   return m;
 }
 
+/** What the agent takes from its surroundings; tests pass their own. */
+export interface AgentEnvironment {
+  /** Kubernetes API access (default: the in-cluster config when in a pod; null: none) */
+  kube?: KubeConfig | null;
+  /** the agent's DaemonSet (default: weft-agent in $WEFT_POD_NAMESPACE) */
+  daemonSet?: DaemonSetRef;
+  /** the node checks to publish (default runNodeChecks) */
+  nodeChecks?: () => Promise<CheckResult[]>;
+  nodeChecksIntervalMs?: number;
+}
+
 export class Agent {
   readonly sync: NodeSync;
   readonly tls: TlsContexts;
@@ -62,8 +81,13 @@ export class Agent {
   private draining = false;
   private readyTimer?: NodeJS.Timeout;
   private stopped?: Promise<void>;
+  private readonly kube: KubeConfig | undefined;
+  private nodeChecks?: NodeChecksPublisher;
+  /** set once stop() decided what to do with the pods */
+  exitDecision?: ExitDecision;
 
-  private constructor(readonly opts: AgentOptions) {
+  private constructor(readonly opts: AgentOptions, readonly env: AgentEnvironment = {}) {
+    this.kube = env.kube === null ? undefined : (env.kube ?? inClusterKubeConfig());
     const rootPem = readFileOrThrow(opts.caRoot, 'the CA root', 'pass --ca-root with the controller\'s root certificate (the lab: <state>/controller/ca/ca-cert.pem)');
     readFileOrThrow(opts.tokenFile, 'the node token', 'pass --token-file with a token from `weft controller token --node NAME`');
     this.sync = new NodeSync({
@@ -90,8 +114,8 @@ export class Agent {
     });
   }
 
-  static async start(opts: AgentOptions): Promise<Agent> {
-    const a = new Agent(opts);
+  static async start(opts: AgentOptions, env: AgentEnvironment = {}): Promise<Agent> {
+    const a = new Agent(opts, env);
     try {
       await a.startParts();
     } catch (err) {
@@ -122,7 +146,13 @@ export class Agent {
     this.endpoints.push(await serve('metrics', o.metrics, { '/metrics': metrics, '/stats/prometheus': metrics }));
     this.endpoints.push(await serve('readiness', o.readiness, { '/healthz/ready': get((_q, res) => this.readyHandler(res)) }));
     this.sync.start();
-    log.info({ node: o.node, controller: o.controller, agentId: o.agentId, redirect: o.redirect }, 'agent started; waiting for xDS');
+    log.info({ node: o.node, controller: o.controller, agentId: o.agentId, redirect: o.redirect, onExit: o.onExit, kubernetes: !!this.kube }, 'agent started; waiting for xDS');
+    if (this.kube) {
+      this.nodeChecks = new NodeChecksPublisher({
+        kc: this.kube, node: o.node, version: VERSION, run: this.env.nodeChecks ?? runNodeChecks, intervalMs: this.env.nodeChecksIntervalMs,
+      });
+      void this.nodeChecks.start();
+    }
     void this.afterSync();
   }
 
@@ -155,6 +185,22 @@ export class Agent {
     watch();
     this.readyTimer = setInterval(watch, 100);
     this.readyTimer.unref();
+  }
+
+  /** Releases every pod the pinned registry holds; returns their netns paths. */
+  private async releaseRedirection(): Promise<string[]> {
+    const r = this.redirector;
+    if (!r) return [];
+    const out: string[] = [];
+    for (const p of await r.list().catch(() => [])) {
+      try {
+        await r.release(p.uid);
+        out.push(p.netnsPath);
+      } catch (err) {
+        log.error({ uid: p.uid, err: (err as Error).message }, 'releasing a pod failed');
+      }
+    }
+    return out;
   }
 
   readiness(): Readiness {
@@ -203,12 +249,32 @@ export class Agent {
     return this.stopped;
   }
 
+  private daemonSetRef(): DaemonSetRef | undefined {
+    if (this.env.daemonSet) return this.env.daemonSet;
+    const ns = process.env.WEFT_POD_NAMESPACE;
+    return ns ? { namespace: ns, name: AGENT } : undefined;
+  }
+
+  /** Decides (once) whether stopping releases the pods: no successor will take them over. */
+  async decideExit(): Promise<ExitDecision> {
+    this.exitDecision ??= this.redirector
+      ? await decideOnExit({ mode: this.opts.onExit, kube: this.kube ? { kc: this.kube, daemonSet: this.daemonSetRef() } : undefined })
+      : { release: false, reason: 'no redirection (--no-redirect)' };
+    return this.exitDecision;
+  }
+
   private async doStop(deadlineMs: number): Promise<void> {
     this.draining = true;
     clearInterval(this.readyTimer);
+    this.nodeChecks?.stop();
     const t0 = Date.now();
+    const decision = await this.decideExit();
+    log.info({ release: decision.release, reason: decision.reason }, decision.release ? 'no successor: releasing every pod' : 'pods stay captured for the next agent');
     log.info({ deadlineMs, connections: this.proxy.connections().length }, 'draining');
-    this.enroller?.stop();
+    await this.enroller?.stopAndWait(5000);
+    // Uninstall: switch capture off first, so new connections flow plaintext at once while the
+    // proxied ones drain; the in-pod routing they use goes after the drain.
+    const released = decision.release ? await this.releaseRedirection() : [];
     await Promise.all(this.endpoints.map((e) => e.close().catch(() => undefined)));
     const deadline = t0 + deadlineMs;
     const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -225,6 +291,12 @@ export class Agent {
     const left = this.proxy.connections().length;
     if (left) log.warn({ connections: left }, 'drain deadline reached; closing the remaining connections');
     await this.proxy.close().catch((err: Error) => log.warn({ err: err.message }, 'closing the proxy failed'));
+    if (decision.release && this.redirector) {
+      for (const netns of released) await teardownPodRouting(netns).catch(() => undefined);
+      // Also pods whose release failed above, then the agent's pin directory and maps.
+      await this.redirector.purge().catch((err: Error) => log.error({ err: err.message }, 'removing the pins failed'));
+      log.info({ pods: released.length }, 'released every pod; pins removed');
+    }
     this.redirector?.close();
     this.sync.stop();
     log.info({ ms: Date.now() - t0 }, 'agent stopped');

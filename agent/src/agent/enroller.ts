@@ -321,4 +321,11 @@ export class Enroller extends EventEmitter<{ change: [] }> {
     this.opts.state.off('change', this.onState);
     for (const e of this.entries.values()) clearTimeout(e.timer);
   }
+
+  /** stop(), then wait (up to timeoutMs) for enrolments in flight to finish or roll back. */
+  async stopAndWait(timeoutMs: number): Promise<void> {
+    this.stop();
+    const deadline = Date.now() + timeoutMs;
+    while ([...this.entries.values()].some((e) => e.busy) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  }
 }

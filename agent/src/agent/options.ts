@@ -4,6 +4,7 @@ import { basename, dirname, isAbsolute, resolve } from 'node:path';
 import { isIP } from 'node:net';
 import { UsageError } from '../common/errors.js';
 import { DEFAULT_TRUST_DOMAIN } from '../identity/spiffe.js';
+import { ON_EXIT_MODES, type OnExit } from './exit-policy.js';
 
 export interface HostPort {
   host: string;
@@ -34,6 +35,12 @@ export interface AgentOptions {
   drainDeadlineMs: number;
   /** false: no redirection or pod listeners (control plane only) */
   redirect: boolean;
+  /**
+   * what SIGTERM does with the pods: keep them captured for a successor, release them
+   * (uninstall), or auto: in Kubernetes release only when the agent DaemonSet is gone or
+   * being deleted, elsewhere keep
+   */
+  onExit: OnExit;
 }
 
 /** 'HOST:PORT', ':PORT' (all addresses) or '[v6]:PORT'. */
@@ -69,6 +76,7 @@ export interface RawAgentFlags {
   proc?: string;
   'drain-deadline'?: string;
   'no-redirect'?: boolean;
+  'on-exit'?: string;
 }
 
 export function agentOptionsFromFlags(f: RawAgentFlags): AgentOptions {
@@ -86,6 +94,8 @@ export function agentOptionsFromFlags(f: RawAgentFlags): AgentOptions {
   if (!agentId.startsWith('weft')) throw new UsageError(`--bpffs-dir: the last path element must start with 'weft' (it names the agent's pins), not '${agentId}'`);
   const cgroupRoot = f['cgroup-root'];
   if (cgroupRoot !== undefined && !isAbsolute(cgroupRoot)) throw new UsageError(`--cgroup-root must be an absolute path, not '${cgroupRoot}'`);
+  const onExit = (f['on-exit'] ?? 'auto') as OnExit;
+  if (!ON_EXIT_MODES.includes(onExit)) throw new UsageError(`--on-exit must be one of ${ON_EXIT_MODES.join(', ')}, not '${f['on-exit']}'`);
   const td = f['trust-domain'] ?? DEFAULT_TRUST_DOMAIN;
   if (!/^[a-zA-Z0-9]([-a-zA-Z0-9.]*[a-zA-Z0-9])?$/.test(td)) throw new UsageError(`--trust-domain '${td}' is not a valid trust domain`);
   return {
@@ -103,5 +113,6 @@ export function agentOptionsFromFlags(f: RawAgentFlags): AgentOptions {
     proc: resolve(f.proc ?? '/proc'),
     drainDeadlineMs: parseDuration('drain-deadline', f['drain-deadline'] ?? '5s'),
     redirect: !f['no-redirect'],
+    onExit,
   };
 }

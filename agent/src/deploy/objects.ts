@@ -171,6 +171,25 @@ const agentObjects: InstallObject[] = [
     },
   },
   {
+    file: 'agent-role.yaml',
+    object: {
+      apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: meta(AGENT, 'agent'),
+      rules: [
+        note('at SIGTERM: is the agent DaemonSet still there (a successor takes the pods over) or gone/being\ndeleted (uninstall: release every pod)', {
+          apiGroups: ['apps'], resources: ['daemonsets'], resourceNames: [AGENT], verbs: ['get'],
+        }),
+      ],
+    },
+  },
+  {
+    file: 'agent-rolebinding.yaml',
+    object: {
+      apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', metadata: meta(AGENT, 'agent'),
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: AGENT },
+      subjects: [{ kind: 'ServiceAccount', name: AGENT, namespace }],
+    },
+  },
+  {
     file: 'agent-daemonset.yaml',
     object: {
       apiVersion: 'apps/v1', kind: 'DaemonSet', metadata: meta(AGENT, 'agent'),

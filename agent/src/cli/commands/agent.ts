@@ -9,7 +9,7 @@ export const agentCommand: Command = {
   usage: [
     'weft agent --node NAME --controller HOST:PORT --token-file FILE --ca-root FILE [--trust-domain TD]',
     '           [--admin 127.0.0.1:15000] [--metrics :15020] [--readiness :15021] [--bpffs-dir /sys/fs/bpf/weft-NODE]',
-    '           [--cgroup-root DIR] [--proc /proc] [--drain-deadline 5s] [--no-redirect]',
+    '           [--cgroup-root DIR] [--proc /proc] [--drain-deadline 5s] [--no-redirect] [--on-exit auto|release|keep]',
   ],
   help: `Connects to the controller (delta ADS and CA, authenticated with the node token), keeps
 the workloads, services, policies and the certificates of this node's mesh pods, and captures
@@ -30,7 +30,14 @@ Options:
   --cgroup-root DIR       only pods below this cgroup directory (default: the cgroup v2 mount)
   --proc DIR              procfs to scan (default /proc)
   --drain-deadline DUR    how long SIGTERM waits for connections (default 5s)
-  --no-redirect           control plane only: no capture, no pod listeners`,
+  --no-redirect           control plane only: no capture, no pod listeners
+  --on-exit MODE          what SIGTERM does with the captured pods: keep (pins stay, pods fail
+                          closed until the next agent), release (detach everything: pods back to
+                          plaintext, as before Weft), auto (default: in Kubernetes release only if
+                          the weft-agent DaemonSet is gone or being deleted; elsewhere keep)
+
+In Kubernetes (in-cluster service account) the agent also publishes its node checks as the
+node annotation weft.io/node-checks at start and whenever a result changes.`,
   options: {
     node: { type: 'string' },
     controller: { type: 'string' },
@@ -45,6 +52,7 @@ Options:
     proc: { type: 'string' },
     'drain-deadline': { type: 'string' },
     'no-redirect': { type: 'boolean' },
+    'on-exit': { type: 'string' },
   },
   run: async (args, io) => {
     const opts = agentOptionsFromFlags(args.values as RawAgentFlags);
