@@ -130,6 +130,10 @@ export function computeTargets(r: RunResult): TargetResult[] {
       res.status = 'inconclusive';
       res.reason = `added p99 (median over rounds) is ${p99('b').median.toFixed(3)} ms for Weft and ${p99('c').median.toFixed(3)} ms for HAProxy: noise on the machine is larger than the overhead`;
     }
+    if (t.id === 'p99-abs' && p99('b').median <= 0) {
+      res.status = 'inconclusive';
+      res.reason = `Weft's added p99 (median over rounds) is ${p99('b').median.toFixed(3)} ms: direct's own p99 varies more than the overhead`;
+    }
     const rg = ranges[t.id];
     if (rg && rg.n > 1) res.range = [rg.min, rg.max];
     return res;

@@ -57,6 +57,8 @@ describe('bench report', () => {
     assert.equal(t.status, 'inconclusive');
     assert.match(t.reason!, /HAProxy/);
     assert.match(renderReport(r), /\*\*inconclusive\*\*: added p99/);
+    for (const s of r.samples) if (s.mode === 'b' && s.latency) s.latency.p99 = 0.1;
+    assert.equal(computeTargets(r).find((x) => x.id === 'p99-abs')!.status, 'inconclusive');
   });
 
   it('renders the targets, the ratio columns, the machine and the chart link', () => {
