@@ -2,8 +2,17 @@
 // /proc/*/cgroup for a path with the pod's slice (systemd driver:
 // kubepods[-qos]-pod<uid with _>.slice) or directory (cgroupfs driver: pod<uid>), under this
 // node's cgroup root; the oldest such process (the sandbox) gives the netns.
-import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+//
+// Cgroup namespaces: an unprivileged container on cgroup v2 reads every /proc/<pid>/cgroup
+// relative to its own cgroup namespace (`0::/../../kubepods.slice/…`). Those paths are resolved
+// against where the agent's namespace is rooted in the host hierarchy (mounted at the cgroup
+// mount), found once as the directory whose cgroup.procs lists the agent's own pid: processes
+// of the agent's PID namespace are the only ones cgroup.procs shows with a nonzero pid.
+import { readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
+import { join, posix } from 'node:path';
+import { logger } from '../common/log.js';
+
+const log = logger('pod-discovery');
 
 export interface PodProcess {
   uid: string;
@@ -54,6 +63,77 @@ export interface PodDiscoveryOptions {
   cgroupMount: string;
   /** only pods below this directory (absolute); default the mount */
   cgroupRoot?: string | undefined;
+  /** this process's pid as its own PID namespace sees it (default process.pid; tests) */
+  selfPid?: number;
+}
+
+/** Where a cgroup namespace is rooted: a path below the mount, '/' for the host's namespace. */
+export interface CgroupNamespaceView {
+  /** true when the agent's cgroup namespace is not the host's (pid 1 of --proc) */
+  nested: boolean;
+  /** the namespace root relative to the mount ('/' when not nested); undefined: not found */
+  root: string | undefined;
+}
+
+function nsLink(path: string): string | undefined {
+  try {
+    return readlinkSync(path);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The cgroup directory (relative to `mount`) whose cgroup.procs lists `pid`, breadth first. */
+export function findCgroupOfPid(mount: string, pid: number): string | undefined {
+  const queue = ['/'];
+  const want = String(pid);
+  for (let i = 0; i < queue.length && i < 100_000; i++) {
+    const rel = queue[i]!;
+    const dir = join(mount, rel);
+    try {
+      if (readFileSync(join(dir, 'cgroup.procs'), 'utf8').split('\n').includes(want)) return rel;
+    } catch {
+      /* not a cgroup, or gone */
+    }
+    let subdirs: string[] = [];
+    try {
+      subdirs = readdirSync(dir, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name);
+    } catch {
+      continue;
+    }
+    for (const d of subdirs) queue.push(posix.join(rel, d));
+  }
+  return undefined;
+}
+
+/**
+ * The agent's cgroup namespace as seen from the host: compare its namespace with pid 1's, and
+ * if nested, locate its root in the hierarchy mounted at `mount`.
+ */
+export function cgroupNamespaceView(proc: string, mount: string, selfPid = process.pid): CgroupNamespaceView {
+  const self = nsLink(join(proc, 'self/ns/cgroup'));
+  const init = nsLink(join(proc, '1/ns/cgroup'));
+  if (!self || !init || self === init) return { nested: false, root: '/' };
+  let ownRel: string | undefined;
+  try {
+    ownRel = unifiedPath(readFileSync(join(proc, 'self/cgroup'), 'utf8'));
+  } catch {
+    ownRel = undefined;
+  }
+  const ownAbs = findCgroupOfPid(mount, selfPid);
+  if (!ownRel || !ownAbs) return { nested: true, root: undefined };
+  // ownRel is the agent's cgroup relative to the namespace root ('/' unless it moved since).
+  const rel = posix.normalize(ownRel);
+  if (rel === '/') return { nested: true, root: ownAbs };
+  if (rel.startsWith('/..') || !ownAbs.endsWith(rel)) return { nested: true, root: undefined };
+  return { nested: true, root: ownAbs.slice(0, ownAbs.length - rel.length) || '/' };
+}
+
+/** A path from /proc/<pid>/cgroup made relative to the mount's root (the host's view). */
+export function hostCgroupPath(view: CgroupNamespaceView, path: string): string | undefined {
+  if (!view.nested) return path;
+  if (view.root === undefined) return undefined;
+  return posix.normalize(posix.join(view.root, path));
 }
 
 export interface DiscoveryResult {
@@ -64,7 +144,9 @@ export interface DiscoveryResult {
 
 export class PodDiscovery {
   private readonly ownNetns: Set<number>;
-  private readonly ownPodUid: string | undefined;
+  private ownPodUid: string | undefined;
+  private ownCgroup: string | undefined;
+  private view: CgroupNamespaceView | undefined;
 
   constructor(private readonly opts: PodDiscoveryOptions) {
     // The host's netns and the agent's own (in the lab the node netns is the "host network").
@@ -82,12 +164,30 @@ export class PodDiscovery {
     } catch {
       own = undefined;
     }
+    this.ownCgroup = own;
     this.ownPodUid = own ? podOfCgroupPath(own)?.uid : undefined;
+  }
+
+  /** How /proc/<pid>/cgroup paths map to the host hierarchy (found once, retried until found). */
+  namespaceView(): CgroupNamespaceView {
+    if (this.view?.root !== undefined) return this.view;
+    const v = cgroupNamespaceView(this.opts.proc, this.opts.cgroupMount, this.opts.selfPid);
+    if (v.nested && v.root === undefined && this.view === undefined) {
+      log.error({ proc: this.opts.proc, cgroupMount: this.opts.cgroupMount }, 'the agent runs in its own cgroup namespace and its cgroup was not found in the host hierarchy; pods cannot be located (mount the host cgroup v2 root at the cgroup mount)');
+    }
+    if (v.nested && v.root !== undefined) {
+      const own = this.ownCgroup && hostCgroupPath(v, this.ownCgroup);
+      this.ownPodUid = own ? podOfCgroupPath(own)?.uid : this.ownPodUid;
+      log.info({ namespaceRoot: v.root, ownPod: this.ownPodUid }, 'cgroup namespace: resolving pod cgroup paths against the agent\'s namespace root');
+    }
+    this.view = v;
+    return v;
   }
 
   /** One pass over procfs: every pod below the cgroup root, by UID. */
   scan(): DiscoveryResult {
     const root = this.opts.cgroupRoot ?? this.opts.cgroupMount;
+    const view = this.namespaceView();
     const candidates = new Map<string, { pid: number; start: number; cgroupPath: string }>();
     let entries: string[] = [];
     try {
@@ -99,7 +199,8 @@ export class PodDiscovery {
       if (!/^\d+$/.test(e)) continue;
       const pid = Number(e);
       try {
-        const path = unifiedPath(readFileSync(join(this.opts.proc, e, 'cgroup'), 'utf8'));
+        const seen = unifiedPath(readFileSync(join(this.opts.proc, e, 'cgroup'), 'utf8'));
+        const path = seen && hostCgroupPath(view, seen);
         if (!path) continue;
         const pod = podOfCgroupPath(path);
         if (!pod) continue;
