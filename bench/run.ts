@@ -13,6 +13,7 @@ import { Lab, sweep, type PodStatus } from '../agent/src/lab/index.js';
 import { fetchConfigDumpInNetns } from '../agent/src/telemetry/admin-client.js';
 import { run } from '../agent/src/common/exec.js';
 import { machineInfo } from './lib/machine.js';
+import { benchPreflight } from './lib/preflight.js';
 import { addSteering, haproxyConfig, issueCert, removeSteering, startHaproxy, type TunnelRoute } from './lib/reference-tunnel.js';
 import { MODES, MODE_NAMES, type Mode, type Placement, type RunResult, type Sample } from './lib/results.js';
 import { chartPanels, latencyChartSvg, renderReport } from './lib/report.js';
@@ -60,6 +61,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 // --- cleanup, also on Ctrl-C and failure ---------------------------------------------------
 const cleanups: Array<() => Promise<unknown> | unknown> = [];
 let cleaning: Promise<void> | undefined;
+let interrupted = false;
 function cleanup(): Promise<void> {
   cleaning ??= (async () => {
     for (const f of cleanups.splice(0).reverse()) {
@@ -70,6 +72,7 @@ function cleanup(): Promise<void> {
 }
 for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
   process.on(sig, () => {
+    interrupted = true;
     say(`${sig}: cleaning up`);
     void cleanup().finally(() => process.exit(130));
   });
@@ -89,6 +92,7 @@ const rssMB = (pid: number) => {
 };
 
 async function main(): Promise<void> {
+  await benchPreflight();
   const startedAt = new Date();
   const runId = `run-${startedAt.toISOString().replace(/[:.]/g, '-')}`;
   const outDir = join(RESULTS, runId);
@@ -335,8 +339,9 @@ async function main(): Promise<void> {
   process.stdout.write(renderReport(result) + `\nwritten: ${outDir}/{run.json,report.md,latency.svg}\n`);
 }
 
-main().then(cleanup, async (err: Error) => {
-  say(`failed: ${err.stack ?? err.message}`);
+main().then(cleanup, async (err: Error & { code?: string; hint?: string }) => {
+  if (interrupted) return; // the signal handler cleans up and exits 130
+  say(err.code?.startsWith('WEFT_E_') ? `${err.code}: ${err.message}${err.hint ? `\n  hint: ${err.hint}` : ''}` : `failed: ${err.stack ?? err.message}`);
   await cleanup();
   process.exit(1);
 });

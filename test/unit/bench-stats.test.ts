@@ -3,6 +3,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { summarizeProfile } from '../../bench/lib/cpuprofile.js';
+import { benchPreflight } from '../../bench/lib/preflight.js';
 import { correctedLatencies, cpuSecondsFromStat, evaluateTarget, intendedTime, percentile, ratio, spread, summarize, vcpuPer1000 } from '../../bench/lib/stats.js';
 
 describe('bench statistics', () => {
@@ -73,5 +74,12 @@ describe('bench statistics', () => {
     // The last sample's time is unknown (no next delta): it counts its own delta.
     assert.equal(s.busyMs, 4);
     assert.deepEqual(s.hot.map((h) => [h.name, h.where, h.selfMs, h.share]), [['relay', 'dist/agent/src/proxy/relay.js:10', 3, 0.75], ['writeBuffer', '', 1, 0.25]]);
+  });
+
+  it('preflight names a missing tool and refuses to run without root', async () => {
+    await assert.rejects(benchPreflight(['sh', 'weft-no-such-tool-xyz'], 0), (e: Error & { code?: string; hint?: string }) =>
+      e.code === 'WEFT_E_BENCH_TOOL_MISSING' && /weft-no-such-tool-xyz/.test(e.message) && !/\bsh\b,/.test(e.message) && /npm run setup/.test(e.hint ?? ''));
+    await assert.rejects(benchPreflight(['sh'], 1000), (e: Error & { code?: string }) => e.code === 'WEFT_E_PRIVILEGE');
+    await benchPreflight(['sh'], 0);
   });
 });
