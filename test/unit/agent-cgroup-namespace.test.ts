@@ -87,6 +87,19 @@ describe('pod discovery in a cgroup namespace (relative /proc/<pid>/cgroup paths
     }
   });
 
+  it('where pid 1\'s namespace link is unreadable (no ptrace access), a relative path reveals the namespace', () => {
+    rmSync(join(proc, '1', 'ns', 'cgroup'));
+    try {
+      assert.deepEqual(cgroupNamespaceView(proc, mount, SELF_PID), { nested: false, root: '/' }, 'no evidence yet');
+      const r = new PodDiscovery({ proc, cgroupMount: mount, selfPid: SELF_PID }).scan();
+      assert.equal(r.pods.get(UID_A)?.cgroupPath, join(mount, POD_A));
+      assert.equal(r.pods.get(UID_B)?.cgroupPath, join(mount, POD_B));
+      assert.ok(r.skipped.has(UID_SELF));
+    } finally {
+      symlinkSync('cgroup:[4026531835]', join(proc, '1', 'ns', 'cgroup'));
+    }
+  });
+
   it('if the agent\'s cgroup is not in the mounted hierarchy, no pod is found rather than a wrong cgroup', () => {
     const d = new PodDiscovery({ proc, cgroupMount: mount, selfPid: 4242 });
     assert.deepEqual(cgroupNamespaceView(proc, mount, 4242), { nested: true, root: undefined });

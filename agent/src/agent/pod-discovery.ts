@@ -107,13 +107,15 @@ export function findCgroupOfPid(mount: string, pid: number): string | undefined 
 }
 
 /**
- * The agent's cgroup namespace as seen from the host: compare its namespace with pid 1's, and
- * if nested, locate its root in the hierarchy mounted at `mount`.
+ * The agent's cgroup namespace as seen from the host: nested when its namespace differs from
+ * pid 1's, or, where pid 1's link cannot be read (no ptrace access), when a path relative to
+ * the namespace (`/..`) was seen. If nested, its root is located in the hierarchy at `mount`.
  */
-export function cgroupNamespaceView(proc: string, mount: string, selfPid = process.pid): CgroupNamespaceView {
+export function cgroupNamespaceView(proc: string, mount: string, selfPid = process.pid, sawRelative = false): CgroupNamespaceView {
   const self = nsLink(join(proc, 'self/ns/cgroup'));
   const init = nsLink(join(proc, '1/ns/cgroup'));
-  if (!self || !init || self === init) return { nested: false, root: '/' };
+  const nested = self && init ? self !== init : sawRelative;
+  if (!nested) return { nested: false, root: '/' };
   let ownRel: string | undefined;
   try {
     ownRel = unifiedPath(readFileSync(join(proc, 'self/cgroup'), 'utf8'));
@@ -169,9 +171,9 @@ export class PodDiscovery {
   }
 
   /** How /proc/<pid>/cgroup paths map to the host hierarchy (found once, retried until found). */
-  namespaceView(): CgroupNamespaceView {
-    if (this.view?.root !== undefined) return this.view;
-    const v = cgroupNamespaceView(this.opts.proc, this.opts.cgroupMount, this.opts.selfPid);
+  namespaceView(sawRelative = false): CgroupNamespaceView {
+    if (this.view?.root !== undefined && (this.view.nested || !sawRelative)) return this.view;
+    const v = cgroupNamespaceView(this.opts.proc, this.opts.cgroupMount, this.opts.selfPid, sawRelative);
     if (v.nested && v.root === undefined && this.view === undefined) {
       log.error({ proc: this.opts.proc, cgroupMount: this.opts.cgroupMount }, 'the agent runs in its own cgroup namespace and its cgroup was not found in the host hierarchy; pods cannot be located (mount the host cgroup v2 root at the cgroup mount)');
     }
@@ -187,7 +189,7 @@ export class PodDiscovery {
   /** One pass over procfs: every pod below the cgroup root, by UID. */
   scan(): DiscoveryResult {
     const root = this.opts.cgroupRoot ?? this.opts.cgroupMount;
-    const view = this.namespaceView();
+    let view = this.namespaceView();
     const candidates = new Map<string, { pid: number; start: number; cgroupPath: string }>();
     let entries: string[] = [];
     try {
@@ -200,6 +202,7 @@ export class PodDiscovery {
       const pid = Number(e);
       try {
         const seen = unifiedPath(readFileSync(join(this.opts.proc, e, 'cgroup'), 'utf8'));
+        if (seen?.startsWith('/..') && !view.nested) view = this.namespaceView(true);
         const path = seen && hostCgroupPath(view, seen);
         if (!path) continue;
         const pod = podOfCgroupPath(path);
