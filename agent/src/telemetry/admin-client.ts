@@ -6,8 +6,8 @@ import type { ConfigDump } from '../state/dump.js';
 import { ADMIN_PORT } from './admin-server.js';
 
 export class AdminUnreachableError extends WeftError {
-  constructor(where: string, reason: string) {
-    super('WEFT_E_ADMIN_UNREACHABLE', `cannot read the agent's admin endpoint at ${where}: ${reason}`, {
+  constructor(path: string, where: string, reason: string) {
+    super('WEFT_E_ADMIN_UNREACHABLE', `cannot read the agent's ${path.replace(/^\//, '')} at ${where}: ${reason}`, {
       hint: 'is the agent running? In the lab use --node <name> (weft lab status lists nodes); elsewhere --admin http://127.0.0.1:15000',
     });
   }
@@ -20,9 +20,9 @@ export async function fetchAdmin<T>(path: string, adminUrl = `http://127.0.0.1:$
   try {
     res = await fetch(url, { signal: AbortSignal.timeout(5000) });
   } catch (err) {
-    throw new AdminUnreachableError(url, (err as Error & { cause?: Error }).cause?.message ?? (err as Error).message);
+    throw new AdminUnreachableError(path, url, (err as Error & { cause?: Error }).cause?.message ?? (err as Error).message);
   }
-  if (!res.ok) throw new AdminUnreachableError(url, `HTTP ${res.status}`);
+  if (!res.ok) throw new AdminUnreachableError(path, url, `HTTP ${res.status}`);
   return (await res.json()) as T;
 }
 
@@ -31,7 +31,7 @@ export async function fetchAdminInNetns<T>(netns: string, path: string, port = A
   const target = JSON.stringify(`http://127.0.0.1:${port}${path}`);
   const script = `fetch(${target},{signal:AbortSignal.timeout(5000)}).then(async r=>{if(!r.ok){console.error('HTTP '+r.status);process.exit(3)}process.stdout.write(await r.text())},e=>{console.error(e.cause?.message??e.message);process.exit(2)})`;
   const r = await run('nsenter', [`--net=/run/netns/${netns}`, process.execPath, '-e', script], { allowFailure: true, timeoutMs: 10_000 });
-  if (r.code !== 0) throw new AdminUnreachableError(`netns ${netns}`, r.stderr.trim() || `exit ${r.code}`);
+  if (r.code !== 0) throw new AdminUnreachableError(path, `netns ${netns}`, r.stderr.trim() || `exit ${r.code}`);
   return JSON.parse(r.stdout) as T;
 }
 
