@@ -12,6 +12,7 @@ import { connect as tlsConnect } from 'node:tls';
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { requestBytes, responseBytes } from './lib/http-wire.js';
+import { correctedLatencies, intendedTime } from './lib/stats.js';
 
 const [mode, host = '', portText = '0', ...rest] = process.argv.slice(2);
 const port = Number(portText);
@@ -61,15 +62,15 @@ async function latency(rate: number, conns: number, seconds: number, warmup: num
   await new Promise<void>((resolve) => {
     const tick = () => {
       const now = performance.now();
-      while (i < total && start + (i * 1000) / rate <= now) {
+      while (i < total && intendedTime(start, rate, i) <= now) {
         const c = i % conns;
         const s = sockets[c]!;
-        pending[c]!.push(start + (i * 1000) / rate);
+        pending[c]!.push(intendedTime(start, rate, i));
         if (!s.destroyed) s.write(req);
         i++;
       }
       if (i >= total) return resolve();
-      setTimeout(tick, Math.max(0, start + (i * 1000) / rate - performance.now()));
+      setTimeout(tick, Math.max(0, intendedTime(start, rate, i) - performance.now()));
     };
     tick();
   });
@@ -78,7 +79,7 @@ async function latency(rate: number, conns: number, seconds: number, warmup: num
   while (pending.some((q) => q.length) && performance.now() < deadline) await new Promise((r) => setTimeout(r, 5));
   const lost = pending.reduce((n, q) => n + q.length, 0);
   for (const s of sockets) s.destroy();
-  const lat = intended.map((t, k) => round3(done[k]! - t));
+  const lat = correctedLatencies(intended, done).map(round3);
   out({ mode: 'latency', rate, conns, seconds, warmup, sent: total, completed: lat.length, errors: errors + lost, achievedRate: lat.length / seconds, latenciesMs: lat });
 }
 

@@ -106,6 +106,8 @@ async function main(): Promise<void> {
   try { await (await Lab.open(opts.name)).down(); } catch { /* none */ }
   const lab = await Lab.up({ name: opts.name, nodes: 2, podsPerNode: 1, mesh: true, onProgress: (m) => say(`lab: ${m}`) });
   cleanups.push(() => lab.down());
+  // Runs before the lab goes: keep the agents' and controller's logs with the results.
+  cleanups.push(() => run('cp', ['-r', join(lab.stateDir, 'logs'), join(outDir, 'lab-logs')], { allowFailure: true }));
   const client = lab.pod('demo/client-1');
   const server = lab.pod('demo/server-1');
   const local = await lab.addPod({ namespace: 'demo', name: 'server-2', node: 'node1', labels: { app: 'server' }, serviceAccount: 'server' });
@@ -157,20 +159,26 @@ async function main(): Promise<void> {
 
   // --- modes ---------------------------------------------------------------------------------
   const meshPods = [client, server, local];
+  let lastEnrolment = '';
   async function enrolled(): Promise<Set<string>> {
     const got = new Set<string>();
+    const seen: string[] = [];
     for (const n of ['node1', 'node2']) {
-      const d = (await fetchConfigDumpInNetns(`weft-${lab.name}-${n}`)) as unknown as { enrolment: Array<{ uid: string; state: string }> };
-      for (const e of d.enrolment) if (e.state === 'enrolled') got.add(e.uid);
+      const d = (await fetchConfigDumpInNetns(`weft-${lab.name}-${n}`)) as unknown as { enrolment: Array<{ uid: string; name: string; state: string; error?: string }> };
+      for (const e of d.enrolment) {
+        if (e.state === 'enrolled') got.add(e.uid);
+        seen.push(`${n}:${e.name}=${e.state}${e.error ? ` (${e.error})` : ''}`);
+      }
     }
+    lastEnrolment = seen.join(', ') || 'no enrolment entries';
     return got;
   }
   async function waitEnrolment(want: boolean): Promise<void> {
-    const deadline = Date.now() + 30_000;
+    const deadline = Date.now() + 60_000;
     for (;;) {
-      const got = await enrolled().catch(() => new Set<string>());
+      const got = await enrolled().catch((err: Error) => { lastEnrolment = `admin unreachable: ${err.message}`; return new Set<string>(); });
       if (meshPods.every((p) => got.has(p.uid) === want)) return;
-      if (Date.now() > deadline) throw new Error(`pods still ${want ? 'not ' : ''}enrolled after 30 s`);
+      if (Date.now() > deadline) throw new Error(`pods still ${want ? 'not ' : ''}enrolled after 60 s; agents report: ${lastEnrolment}`);
       await sleep(100);
     }
   }
