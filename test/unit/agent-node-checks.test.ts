@@ -76,8 +76,8 @@ describe('agent node checks annotation', () => {
       assert.equal(published('n1'), undefined);
       await until('a retry', () => patches() >= 2);
       api.failures.clear();
-      await until('the publish after the API recovers', () => published('n1') !== undefined);
-      assert.equal(p.count, 1);
+      await until('the publish after the API recovers', () => p.count === 1);
+      assert.deepEqual(published('n1')!.checks, [ok]);
     } finally {
       p.stop();
     }

@@ -271,7 +271,9 @@ export class Agent {
     const decision = await this.decideExit();
     log.info({ release: decision.release, reason: decision.reason }, decision.release ? 'no successor: releasing every pod' : 'pods stay captured for the next agent');
     log.info({ deadlineMs, connections: this.proxy.connections().length }, 'draining');
-    await this.enroller?.stopAndWait(5000);
+    // Releasing must not race an enrolment in flight; keeping needs no wait.
+    if (decision.release) await this.enroller?.stopAndWait(5000);
+    else this.enroller?.stop();
     // Uninstall: switch capture off first, so new connections flow plaintext at once while the
     // proxied ones drain; the in-pod routing they use goes after the drain.
     const released = decision.release ? await this.releaseRedirection() : [];
