@@ -116,9 +116,11 @@ async function main(): Promise<void> {
   const node2 = lab.node('node2');
   const agentPids = () => (lab.status().mesh?.agents ?? []).filter((a) => a.alive).map((a) => a.pid);
 
-  // Many short connections: let TIME_WAIT sockets be reused and widen the port range.
+  // Many short connections: let TIME_WAIT sockets be reused and widen the port range, but keep
+  // it above the agents' ports (15001/15006/15008/150xx, which enrolment binds in the pod) and
+  // HAProxy's (16xxx): an ephemeral socket there makes a later enrolment fail with EADDRINUSE.
   for (const ns of [client.netns, node1.netns, node2.netns]) {
-    await run('nsenter', [`--net=${ns}`, '--', 'sysctl', '-q', '-w', 'net.ipv4.tcp_tw_reuse=1', 'net.ipv4.ip_local_port_range=1024 65000']);
+    await run('nsenter', [`--net=${ns}`, '--', 'sysctl', '-q', '-w', 'net.ipv4.tcp_tw_reuse=1', 'net.ipv4.ip_local_port_range=20000 65000']);
   }
 
   // Upstream apps in both server pods: the 1 KB responder and iperf3.
