@@ -51,7 +51,7 @@ async function nodeMetrics(lab: Lab, node: string): Promise<string> {
 }
 
 /** Runs the walkthrough on a lab that runs the mesh; returns one entry per step. */
-export async function walkThrough(lab: Lab, io: DemoIo): Promise<DemoStep[]> {
+export async function walkThrough(lab: Lab, io: DemoIo, signal?: AbortSignal): Promise<DemoStep[]> {
   const steps: DemoStep[] = [];
   const pod = (ref: string): PodStatus => lab.pod(ref);
   const client = pod('demo/client-1');
@@ -59,6 +59,8 @@ export async function walkThrough(lab: Lab, io: DemoIo): Promise<DemoStep[]> {
   const outsider = pod('other/client-1');
   const url = (path: string) => `http://${server.ip}:8080/${path}`;
   const step = async (title: string, explain: string, body: () => Promise<{ ok: boolean; detail: string }>) => {
+    // Ctrl-C: stop between steps; the caller tears the lab down.
+    if (signal?.aborted) return;
     io.say(`\n== ${steps.length + 1}. ${title}\n${explain}\n`);
     let result: { ok: boolean; detail: string };
     try {
@@ -70,6 +72,7 @@ export async function walkThrough(lab: Lab, io: DemoIo): Promise<DemoStep[]> {
     steps.push({ title, ...result });
   };
 
+  if (signal?.aborted) return steps;
   // A second caller in `demo` with its own service account: the DENY step refuses one caller
   // and lets this one through.
   io.progress('adding pod demo/auditor (service account auditor) on node2');
@@ -78,17 +81,22 @@ export async function walkThrough(lab: Lab, io: DemoIo): Promise<DemoStep[]> {
   const demoPods = () => lab.status().pods.filter((p) => p.namespace === 'demo');
   const pidsBefore = new Map(demoPods().map((p) => [p.uid, p.pid]));
 
+  /** client-1 → server-1 with a fresh marker in the path while tcpdump watches the fabric. */
+  const watchedRequest = async () => {
+    const marker = `weft-demo-${randomBytes(4).toString('hex')}`;
+    let res: Awaited<ReturnType<Lab['httpGet']>> = { ok: false };
+    const pcap = await captureOnFabric(lab, async () => void (res = await lab.httpGet('demo/client-1', url(marker))));
+    const seenClient = res.body ? (JSON.parse(res.body) as { client: string }).client : undefined;
+    return { res, seen: pcap.includes(marker), seenClient };
+  };
+
   await step('Plaintext before the mesh',
     `demo/client-1 (${client.ip}, ${client.node}) asks demo/server-1 (${server.ip}, ${server.node}) over HTTP while\ntcpdump watches the fabric between the nodes.`,
     async () => {
-      const marker = `weft-demo-${randomBytes(4).toString('hex')}`;
-      let res: Awaited<ReturnType<Lab['httpGet']>> | undefined;
-      const pcap = await captureOnFabric(lab, async () => void (res = await lab.httpGet('demo/client-1', url(marker))));
-      const seen = pcap.includes(marker);
-      const body = res?.body ? (JSON.parse(res.body) as { client: string }) : undefined;
+      const { res, seen, seenClient } = await watchedRequest();
       return {
-        ok: !!res?.ok && seen && body?.client === client.ip,
-        detail: `server answered, saw client ${body?.client ?? '?'}; the marker ${seen ? 'crossed the fabric in plaintext' : 'was NOT seen on the fabric'}`,
+        ok: !!res.ok && seen && seenClient === client.ip,
+        detail: `server answered, saw client ${seenClient ?? '?'}; the marker ${seen ? 'crossed the fabric in plaintext' : 'was NOT seen on the fabric'}`,
       };
     });
 
@@ -108,11 +116,7 @@ export async function walkThrough(lab: Lab, io: DemoIo): Promise<DemoStep[]> {
   await step('Encrypted, with SPIFFE identities',
     'The same request now goes through both agents: HBONE (HTTP/2 CONNECT over mutual TLS 1.3)\nbetween the pods, each side proving its identity with a certificate from the controller\'s CA.',
     async () => {
-      const marker = `weft-demo-${randomBytes(4).toString('hex')}`;
-      let res: Awaited<ReturnType<Lab['httpGet']>> | undefined;
-      const pcap = await captureOnFabric(lab, async () => void (res = await lab.httpGet('demo/client-1', url(marker))));
-      const seen = pcap.includes(marker);
-      const body = res?.body ? (JSON.parse(res.body) as { client: string }) : undefined;
+      const { res, seen, seenClient } = await watchedRequest();
       const certs = (await agentDump(lab, client.node)).certificates ?? [];
       for (const c of certs) io.say(`   ${client.node} holds ${c.identity} (valid until ${c.notAfter ?? '?'})\n`);
       const metrics = await nodeMetrics(lab, server.node);
@@ -120,8 +124,8 @@ export async function walkThrough(lab: Lab, io: DemoIo): Promise<DemoStep[]> {
       if (line) io.say(`   ${server.node} metrics: ${line.slice(0, 160)}…\n`);
       const mtls = !!line && line.includes('connection_security_policy="mutual_tls"');
       return {
-        ok: !!res?.ok && !seen && body?.client === client.ip && mtls,
-        detail: `server answered and still saw the client's own IP ${body?.client ?? '?'}; the marker ${seen ? 'LEAKED in plaintext' : 'never crossed the fabric in plaintext'}; ${mtls ? 'metrics report mutual_tls with the client\'s SPIFFE identity' : 'no mutual_tls metric found'}`,
+        ok: !!res.ok && !seen && seenClient === client.ip && mtls,
+        detail: `server answered and still saw the client's own IP ${seenClient ?? '?'}; the marker ${seen ? 'LEAKED in plaintext' : 'never crossed the fabric in plaintext'}; ${mtls ? 'metrics report mutual_tls with the client\'s SPIFFE identity' : 'no mutual_tls metric found'}`,
       };
     });
 
@@ -167,11 +171,9 @@ export async function walkThrough(lab: Lab, io: DemoIo): Promise<DemoStep[]> {
         const got = await enrolledUids(lab);
         return uids.every((u) => !got.has(u));
       });
-      const marker = `weft-demo-${randomBytes(4).toString('hex')}`;
-      let res: Awaited<ReturnType<Lab['httpGet']>> | undefined;
-      const pcap = await captureOnFabric(lab, async () => void (res = await lab.httpGet('demo/client-1', url(marker))));
+      const { res, seen } = await watchedRequest();
       const same = demoPods().every((p) => pidsBefore.get(p.uid) === p.pid);
-      return { ok: same && !!res?.ok && pcap.includes(marker), detail: `released in ${ms} ms; PIDs ${same ? 'unchanged' : 'CHANGED'}; traffic ${res?.ok ? 'flows' : 'FAILS'}, plaintext again as before` };
+      return { ok: same && !!res.ok && seen, detail: `released in ${ms} ms; PIDs ${same ? 'unchanged' : 'CHANGED'}; traffic ${res?.ok ? 'flows' : 'FAILS'}, plaintext again as before` };
     });
 
   return steps;

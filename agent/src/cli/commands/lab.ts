@@ -311,9 +311,9 @@ async function runDemo(name: string, exitAtOnce: boolean, io: Io): Promise<numbe
     let allHeld = false;
     try {
       io.out(renderStatus(lab.status()));
-      const steps = await walkThrough(lab, { say: (t) => io.out(t), progress: (t) => io.err(`${t}\n`) });
+      const steps = await walkThrough(lab, { say: (t) => io.out(t), progress: (t) => io.err(`${t}\n`) }, abort.signal);
       io.out(renderSummary(steps));
-      allHeld = steps.every((s) => s.ok);
+      allHeld = !abort.signal.aborted && steps.every((s) => s.ok);
       if (!exitAtOnce && !abort.signal.aborted) {
         const [a, b] = lab.status().pods;
         io.out(`\nThe lab stays up for exploring until Ctrl-C. Try, in another terminal:\n` +
