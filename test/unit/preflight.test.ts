@@ -60,7 +60,7 @@ test('the helper lists match what the BPF programs in bpf/ call', async () => {
   const dir = new URL('../../../bpf/', import.meta.url);
   const probed = new Set(BPF_NEEDS.flatMap((n) => n.helpers));
   const notHelpers = new Set(['htonl', 'htons', 'ntohl', 'ntohs']);
-  for (const f of readdirSync(dir).filter((f) => f.endsWith('.bpf.c') && f !== 'selftest.bpf.c')) {
+  for (const f of readdirSync(dir).filter((f) => (f.endsWith('.bpf.c') || f.endsWith('.h')) && f !== 'selftest.bpf.c')) {
     const used = [...readFileSync(new URL(f, dir), 'utf8').matchAll(/\bbpf_([a-z_]+)\(/g)].map((m) => m[1]!).filter((h) => !notHelpers.has(h));
     for (const h of used) assert.ok(probed.has(h), `${f} calls bpf_${h}, which weft check does not probe`);
   }
