@@ -11,7 +11,8 @@
         "native/tc.cc",
         "native/netns.cc",
         "native/sockets.cc",
-        "native/probes.cc"
+        "native/probes.cc",
+        "native/tls-verify.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "dependencies": ["<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"],

@@ -10,6 +10,7 @@ void InitBpfFd(Napi::Env env, Napi::Object exports);
 void InitSockets(Napi::Env env, Napi::Object exports);
 void InitTc(Napi::Env env, Napi::Object exports);
 void InitProbes(Napi::Env env, Napi::Object exports);
+void InitTlsVerify(Napi::Env env, Napi::Object exports);
 }  // namespace weft
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -21,6 +22,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   weft::InitSockets(env, exports);
   weft::InitTc(env, exports);
   weft::InitProbes(env, exports);
+  weft::InitTlsVerify(env, exports);
   exports.Set("libbpfVersion", Napi::String::New(env, std::to_string(libbpf_major_version()) + "." + std::to_string(libbpf_minor_version())));
   return exports;
 }

@@ -9,6 +9,7 @@ import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync, mkdirSync, re
 import { join, resolve } from 'node:path';
 import { tmpdir } from 'node:os';
 import { Mesh, policy, waitFor, type TestNode, type TestPod } from '../helpers/proxy-harness.js';
+import { createTestCa, type TestCert } from '../helpers/certs.js';
 
 const root = resolve(import.meta.dirname, '../../..');
 const src = join(root, 'test/peers/hbone-client');
@@ -103,6 +104,32 @@ describe('HBONE interop with an independent Go client', { skip: goSkip() }, () =
     assert.equal(r.alpn, 'h2');
     assert.equal(r.serverIdentity, server.identity, 'the server presented the pod certificate');
     await waitFor(() => /source_principal="spiffe:\/\/cluster.local\/ns\/shop\/sa\/go-client"/.test(node.telemetry.metricsText()));
+  });
+
+  // A refused client chain must fail the handshake with the TLS alert that says why (as
+  // ztunnel/rustls does), not a bare close: Go reports the alert it received.
+  const withCert = (name: string, cert: TestCert) => {
+    writeFileSync(join(dir, `${name}-cert.pem`), cert.certChainPem);
+    writeFileSync(join(dir, `${name}-key.pem`), cert.keyPem);
+    return args({ cert: join(dir, `${name}-cert.pem`), key: join(dir, `${name}-key.pem`) });
+  };
+
+  it('gets a certificate_expired alert for an expired client certificate', async () => {
+    const expired = await mesh.ca.issue('spiffe://cluster.local/ns/shop/sa/go-client', {
+      notBefore: new Date(Date.now() - 7200_000),
+      notAfter: new Date(Date.now() - 3600_000),
+    });
+    const r = await runPeer(withCert('expired', expired));
+    assert.ok(!r.status, `no CONNECT was answered (${r.error})`);
+    assert.match(r.error ?? '', /remote error: tls: expired certificate/);
+  });
+
+  it('gets an unknown_ca alert for a client certificate from a foreign root', async () => {
+    const otherCa = await createTestCa('Foreign root');
+    const foreign = await otherCa.issue('spiffe://cluster.local/ns/shop/sa/go-client');
+    const r = await runPeer(withCert('foreign', foreign));
+    assert.ok(!r.status, `no CONNECT was answered (${r.error})`);
+    assert.match(r.error ?? '', /remote error: tls: unknown certificate authority/);
   });
 
   it('gets 400 for an authority that is not this pod', async () => {

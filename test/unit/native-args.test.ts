@@ -9,7 +9,7 @@ import { InvalidArgumentError } from '../../agent/src/common/errors.js';
 import { addon } from '../../agent/src/native/addon.js';
 import {
   BpfLink, BpfMap, BpfObject, NativeError, NativeStateError, bpfObjectPath, cgroup2Mount, encodeScalar, fromNative, listenInNetns, localAddress,
-  netnsCookie, peerAddress, probeHelper, socketCookie, socketInNetns, tcAttach, tcDetach,
+  netnsCookie, peerAddress, probeHelper, socketCookie, socketInNetns, tcAttach, tcDetach, verifyClientChainInHandshake,
 } from '../../agent/src/native/index.js';
 
 function invalid(parameter: string) {
@@ -54,6 +54,9 @@ test('the addon itself rejects bad arguments with the parameter named (backstop 
   check(() => a.probeHelper('sched_cls', 'no_such_helper'), 'helper');
   check(() => a.probeProgType('no_such_type'), 'progType');
   check(() => a.setMark(0, -1), 'mark');
+  check(() => a.verifyClientChainInHandshake({}), 'sslCtx');
+  check(() => a.verifyClientChainInHandshake(undefined), 'sslCtx');
+  assert.throws(() => verifyClientChainInHandshake({} as never), NativeStateError);
   assert.throws(() => probeHelper('sched_cls', 'no_such_helper'), invalid('helper'));
 });
 

@@ -14,6 +14,7 @@ import { normalizeIp, parseAuthority, parseForwardedFor, parseForwardedHost, for
 import { peerIdentity, uriSans } from './peer-identity.js';
 import { BadRequestError } from './errors.js';
 import type tls from 'node:tls';
+import { verifyClientChainInHandshake } from '../native/index.js';
 
 const log = logger('hbone');
 
@@ -97,10 +98,19 @@ export function refuseStream(stream: http2.ServerHttp2Stream, status: number): v
   }
 }
 
+let warnedNoAlert = false;
+
+/** Why native in-handshake verification refused a chain ('CERT_HAS_EXPIRED'), from the error text. */
+function handshakeVerifyError(err: Error): string | undefined {
+  return /weft-verify=([A-Z_0-9]+)/.exec(err.message)?.[1];
+}
+
 export class HboneServer {
   readonly server: http2.Http2SecureServer;
   private readonly sessions = new Map<http2.ServerHttp2Session, SessionFacts>();
   private readonly draining = new WeakSet<http2.ServerHttp2Session>();
+  /** whether a client whose chain fails verification gets a TLS alert (needs the native addon) */
+  alertsOnBadChain = false;
   /** the most recent refusal, for diagnostics (admin, tests) */
   lastRejection?: { reason: RejectReason; error: string };
 
@@ -125,12 +135,13 @@ export class HboneServer {
       maxSessionMemory: 64,
       unknownProtocolTimeout: 1000,
     });
+    this.verifyInHandshake();
     this.server.on('session', (s) => this.onSession(s));
     this.server.on('stream', (stream, headers) => this.onStream(stream, headers));
     this.server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => {
-      // Node checks the client chain after OpenSSL's handshake and then just closes the
-      // connection (no alert); the verify result names the reason (CERT_HAS_EXPIRED, …).
-      const verify = (socket as TLSSocket & { authorizationError?: string }).authorizationError;
+      // In-handshake verification fails the handshake with an alert and leaves the reason in
+      // the SSL's verify result; Node's own after-handshake check sets authorizationError.
+      const verify = (socket as TLSSocket & { authorizationError?: string }).authorizationError ?? handshakeVerifyError(err);
       if (verify) return this.reject('peer_certificate', 'TLS_FAILURE', `client certificate rejected: ${verify}`, socket);
       const timeout = err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT';
       this.reject(timeout ? 'handshake_timeout' : 'tls_handshake', 'TLS_FAILURE', err.message.trim(), socket);
@@ -150,6 +161,27 @@ export class HboneServer {
   /** Certificate rotation: new handshakes use the new chain, established sessions carry on. */
   setSecureContext(tlsOptions: tls.SecureContextOptions): void {
     this.server.setSecureContext({ ...tlsOptions, ...BASE_TLS_OPTIONS });
+    this.verifyInHandshake();
+  }
+
+  /**
+   * Client chains are verified inside the handshake so a refused client gets the TLS alert
+   * (certificate_expired, unknown_ca, ...). Without the addon Node's after-handshake check
+   * still refuses it, by closing the connection without an alert.
+   */
+  private verifyInHandshake(): void {
+    const creds = (this.server as unknown as { _sharedCreds?: tls.SecureContext })._sharedCreds;
+    try {
+      if (!creds) throw new Error('the TLS server has no shared SecureContext (_sharedCreds)');
+      verifyClientChainInHandshake(creds);
+      this.alertsOnBadChain = true;
+    } catch (err) {
+      this.alertsOnBadChain = false;
+      if (!warnedNoAlert) {
+        warnedNoAlert = true;
+        log.warn({ err: (err as Error).message }, 'client certificates are verified after the TLS handshake: refused clients get no TLS alert');
+      }
+    }
   }
 
   get sessionCount(): number {

@@ -68,9 +68,11 @@ func run(addr, authority, certFile, keyFile, caFile, expectID, marker string, ti
 		return errors.New("no roots in -ca")
 	}
 	cfg := &tls.Config{
-		Certificates: []tls.Certificate{cert},
-		MinVersion:   tls.VersionTLS13,
-		NextProtos:   []string{"h2"},
+		// Present the certificate whatever CAs the server names (as ztunnel does), so the
+		// server, not Go's CA matching, decides about a chain from another root.
+		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &cert, nil },
+		MinVersion:           tls.VersionTLS13,
+		NextProtos:           []string{"h2"},
 		// Verify the chain ourselves: the server is identified by its URI SAN, not a hostname.
 		InsecureSkipVerify: true,
 		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
