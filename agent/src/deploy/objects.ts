@@ -260,8 +260,8 @@ const agentObjects: InstallObject[] = [
                 },
               },
               volumeMounts: [
-                note('BPF pins outlive the agent (restarts, upgrades); Bidirectional so pins made here reach the host', {
-                  name: 'bpffs', mountPath: '/sys/fs/bpf', mountPropagation: 'Bidirectional',
+                note('BPF pins outlive the agent (restarts, upgrades): they are files in the host\'s bpffs, which\nthis mount shares. HostToContainer: a bpffs the host mounts later shows here too. (Bidirectional\nwould only matter if the agent mounted something, and the API refuses it without privileged.)', {
+                  name: 'bpffs', mountPath: '/sys/fs/bpf', mountPropagation: 'HostToContainer',
                 }),
                 note('the host\'s cgroup v2 hierarchy over the container\'s own view: pod cgroups, to attach\nthe connect/sockops programs', { name: 'cgroup', mountPath: '/sys/fs/cgroup', readOnly: true }),
                 note('the host\'s processes: pod cgroups and network namespaces', { name: 'host-proc', mountPath: '/host/proc', readOnly: true }),
