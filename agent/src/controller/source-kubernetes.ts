@@ -5,6 +5,7 @@
 // watch fails we restart it with capped exponential backoff. Snapshots are emitted once every
 // kind has been listed, then after each change (debounced).
 import { CoreV1Api, CustomObjectsApi, KubeConfig, ListWatch, Watch, type KubernetesObject, type KubernetesListObject } from '@kubernetes/client-node';
+import { kubeErrorReason, kubeStatusCode } from '../common/kube-api-error.js';
 import { logger } from '../common/log.js';
 import { backoffDelay, type Backoff } from '../xds/client.js';
 import type { ClusterSnapshot, ClusterSource, KubeObject, Sourced, WatchedKind } from './objects.js';
@@ -121,8 +122,7 @@ export class KubernetesSource implements ClusterSource {
     const attempt = this.attempts.get(kind) ?? 0;
     this.attempts.set(kind, attempt + 1);
     const delay = backoffDelay(attempt, this.backoff);
-    const e = err as { statusCode?: number; code?: number; message?: string };
-    this.log.warn({ kind, status: e.statusCode ?? e.code, reason: (e.message ?? String(err)).split('\n')[0], retryInMs: delay }, 'list/watch failed; retrying');
+    this.log.warn({ kind, status: kubeStatusCode(err), reason: kubeErrorReason(err), retryInMs: delay }, 'list/watch failed; retrying');
     const t = setTimeout(() => {
       this.retryTimers.delete(t);
       if (!this.stopped) void inf.start().catch(() => {});

@@ -11,6 +11,7 @@ import {
   ApiextensionsV1Api, AppsV1Api, CoreV1Api, KubeConfig, VersionApi,
   type V1DaemonSet, type V1Deployment, type V1Node, type V1Pod,
 } from '@kubernetes/client-node';
+import { kubeErrorReason } from '../common/kube-api-error.js';
 import type { CheckResult } from '../preflight/node-checks.js';
 import { KubeUnreachableError } from './errors.js';
 import { AGENT, CONTROLLER, NODE_CHECKS_ANNOTATION } from './objects.js';
@@ -57,9 +58,7 @@ export function loadKubeConfig(path?: string): KubeConfig {
 
 const reason = (err: unknown): string => {
   if (err instanceof TimeoutError) return err.message;
-  const e = err as { code?: number; statusCode?: number; body?: unknown; message?: string };
-  const code = e.code ?? e.statusCode;
-  return code ? `HTTP ${code}` : (e.message ?? String(err)).split('\n')[0]!;
+  return kubeErrorReason(err);
 };
 const isNotFound = (err: unknown) => ((err as { code?: number }).code ?? (err as { statusCode?: number }).statusCode) === 404;
 

@@ -3,6 +3,7 @@
 // merge patch that touches nothing else. The agent's ClusterRole grants nodes get/patch for this.
 import { CoreV1Api, PatchStrategy, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
 import { WeftError } from '../common/errors.js';
+import { kubeErrorReason } from '../common/kube-api-error.js';
 import type { CheckResult } from '../preflight/node-checks.js';
 import { NODE_CHECKS_ANNOTATION } from './objects.js';
 
@@ -33,7 +34,6 @@ export async function publishNodeChecks(kc: KubeConfig, nodeName: string, checks
   try {
     await core.patchNode({ name: nodeName, body: nodeChecksPatch(nodeChecksAnnotation(checks, version)) }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
   } catch (err) {
-    const e = err as { code?: number; message?: string };
-    throw new NodeChecksPublishError(nodeName, e.code ? `HTTP ${e.code}` : (e.message ?? String(err)).split('\n')[0]!);
+    throw new NodeChecksPublishError(nodeName, kubeErrorReason(err));
   }
 }

@@ -7,6 +7,7 @@
 // root-cert.pem), which agents mount as --ca-root. The install's Role allows exactly this:
 // create Secrets and ConfigMaps, get that Secret, get and update that ConfigMap.
 import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
+import { kubeErrorReason } from '../common/kube-api-error.js';
 import { logger } from '../common/log.js';
 import { CaStateError, CertificateAuthority, createRootMaterial, FILES, type CaMaterial, type CaOptions } from './ca.js';
 
@@ -21,7 +22,7 @@ function statusOf(err: unknown): number | undefined {
 
 /** The API's refusal as a CaStateError: RBAC (403) or anything else (unreachable, 5xx). */
 function apiError(what: string, err: unknown): CaStateError {
-  const first = (err as Error).message?.split('\n')[0] ?? String(err);
+  const first = kubeErrorReason(err);
   if (statusOf(err) === 403) {
     return new CaStateError(`cannot ${what}: forbidden by RBAC (${first})`, {
       cause: err, hint: 'the controller\'s Role (controller-role.yaml) must allow this in its own namespace; re-apply the chart or `weft manifest`',

@@ -7,6 +7,7 @@
 // authentication.kubernetes.io/node-name (Kubernetes 1.30+ with ServiceAccountTokenPodNodeInfo)
 // or else the bound pod's spec.nodeName (authentication.kubernetes.io/pod-name, 1.27+).
 import { AuthenticationV1Api, CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
+import { kubeErrorReason } from '../common/kube-api-error.js';
 import { logger } from '../common/log.js';
 import { UsageError } from '../common/errors.js';
 import { UnauthenticatedError, type NodeAuthenticator, type NodeCaller } from './node-auth.js';
@@ -78,7 +79,7 @@ export class TokenReviewAuthenticator implements NodeAuthenticator {
     try {
       review = await this.auth.createTokenReview({ body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: { token, audiences: [this.audience] } } });
     } catch (err) {
-      throw this.refuse(`TokenReview failed: ${(err as Error).message.split('\n')[0]}`);
+      throw this.refuse(`TokenReview failed: ${kubeErrorReason(err)}`);
     }
     const st = review.status;
     if (!st?.authenticated || !st.user?.username) {
