@@ -22,17 +22,21 @@ async function sink(ip: string): Promise<number> {
   return (srv.address() as net.AddressInfo).port;
 }
 
-async function throughput(port: number, host = '127.0.0.1'): Promise<number> {
+/** Throughput (MB/s) and CPU of this whole process per MB moved (µs/MB): every hop of the path
+ * runs here, so the CPU figure holds even when other work on the machine slows the wall clock. */
+async function throughput(port: number, host = '127.0.0.1'): Promise<{ mbps: number; cpuUsPerMB: number }> {
   const c = net.connect({ host, port, allowHalfOpen: true, noDelay: true });
   await once(c, 'connect');
   const chunk = Buffer.alloc(256 * 1024, 1);
+  const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   for (let sent = 0; sent < BYTES; sent += chunk.length) if (!c.write(chunk)) await once(c, 'drain');
   c.end();
   c.resume();
   await once(c, 'end');
   c.destroy();
-  return BYTES / ((performance.now() - t0) / 1000) / 1e6;
+  const cpu = process.cpuUsage(cpu0);
+  return { mbps: BYTES / ((performance.now() - t0) / 1000) / 1e6, cpuUsPerMB: (cpu.user + cpu.system) / (BYTES / 1e6) };
 }
 
 async function latency(port: number, host = '127.0.0.1'): Promise<{ p50: number; p99: number }> {
@@ -59,16 +63,16 @@ try {
   const sinkPort = await sink(server.ip);
   const viaMeshSink = await mesh.outboundListener(client, { ip: server.ip, port: sinkPort });
   const viaMeshEcho = await mesh.outboundListener(client, { ip: server.ip, port: server.app!.port });
-  const direct = { mbps: await throughput(sinkPort, server.ip), ...(await latency(server.app!.port, server.ip)) };
-  const meshed = { mbps: await throughput(viaMeshSink), ...(await latency(viaMeshEcho)) };
+  const direct = { ...(await throughput(sinkPort, server.ip)), ...(await latency(server.app!.port, server.ip)) };
+  const meshed = { ...(await throughput(viaMeshSink)), ...(await latency(viaMeshEcho)) };
   const r = (x: number) => Math.round(x * 100) / 100;
   process.stdout.write(
     JSON.stringify({
       bytes: BYTES,
       roundTrips: RTTS,
-      direct: { throughputMBps: r(direct.mbps), p50us: r(direct.p50), p99us: r(direct.p99) },
-      mesh: { throughputMBps: r(meshed.mbps), p50us: r(meshed.p50), p99us: r(meshed.p99) },
-      ratios: { throughput: r(meshed.mbps / direct.mbps), p50: r(meshed.p50 / direct.p50), p99: r(meshed.p99 / direct.p99) },
+      direct: { throughputMBps: r(direct.mbps), cpuUsPerMB: r(direct.cpuUsPerMB), p50us: r(direct.p50), p99us: r(direct.p99) },
+      mesh: { throughputMBps: r(meshed.mbps), cpuUsPerMB: r(meshed.cpuUsPerMB), p50us: r(meshed.p50), p99us: r(meshed.p99) },
+      ratios: { throughput: r(meshed.mbps / direct.mbps), cpuPerMB: r(meshed.cpuUsPerMB / direct.cpuUsPerMB), p50: r(meshed.p50 / direct.p50), p99: r(meshed.p99 / direct.p99) },
       note: 'one process, loopback, both proxies and both ends on the same event loop; see bench/ README for the lab version',
     }, null, 2) + '\n',
   );
