@@ -130,17 +130,17 @@ describe('agent exit policy: release the pods only when no successor will come',
     assert.throws(() => agentOptionsFromFlags({ ...base, 'on-exit': 'purge' }), (e: Error & { code?: string }) => e.code === 'WEFT_E_USAGE' && /--on-exit must be one of release, keep, auto/.test(e.message));
   });
 
-  it('in-cluster config only inside a pod (service env and service-account token)', () => {
+  it('in-cluster config only inside a pod (service env and service-account token)', async () => {
     const root = mkdtempSync(join(tmpdir(), 'weft-incluster-'));
     try {
       const env = { KUBERNETES_SERVICE_HOST: '198.18.0.1', KUBERNETES_SERVICE_PORT: '443' };
-      assert.equal(inClusterKubeConfig({}, root), undefined);
-      assert.equal(inClusterKubeConfig(env, root), undefined, 'no token: not in a pod');
+      assert.equal(await inClusterKubeConfig({}, root), undefined);
+      assert.equal(await inClusterKubeConfig(env, root), undefined, 'no token: not in a pod');
       const sa = join(root, 'var/run/secrets/kubernetes.io/serviceaccount');
       mkdirSync(sa, { recursive: true });
       writeFileSync(join(sa, 'token'), 'tok');
       const before = process.env.KUBERNETES_SERVICE_HOST;
-      const got = inClusterKubeConfig(env, root);
+      const got = await inClusterKubeConfig(env, root);
       assert.equal(got?.getCurrentCluster()?.server, 'https://198.18.0.1:443');
       assert.equal(process.env.KUBERNETES_SERVICE_HOST, before, 'process env untouched');
     } finally {

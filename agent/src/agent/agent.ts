@@ -87,7 +87,7 @@ export class Agent {
   exitDecision?: ExitDecision;
 
   private constructor(readonly opts: AgentOptions, readonly env: AgentEnvironment = {}) {
-    this.kube = env.kube === null ? undefined : (env.kube ?? inClusterKubeConfig());
+    this.kube = env.kube ?? undefined;
     const rootPem = readFileOrThrow(opts.caRoot, 'the CA root', 'pass --ca-root with the controller\'s root certificate (the lab: <state>/controller/ca/ca-cert.pem)');
     readFileOrThrow(opts.tokenFile, 'the node token', 'pass --token-file with a token from `weft controller token --node NAME`');
     this.sync = new NodeSync({
@@ -115,7 +115,9 @@ export class Agent {
   }
 
   static async start(opts: AgentOptions, env: AgentEnvironment = {}): Promise<Agent> {
-    const a = new Agent(opts, env);
+    // null: never talk to Kubernetes; undefined: the in-cluster config when running in a pod.
+    const kube = env.kube === null ? null : (env.kube ?? (await inClusterKubeConfig()) ?? null);
+    const a = new Agent(opts, { ...env, kube });
     try {
       await a.startParts();
     } catch (err) {

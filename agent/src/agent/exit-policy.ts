@@ -3,7 +3,8 @@
 // before Weft (uninstall). Releasing while a successor runs would let pods' new connections
 // out in plaintext, so anything uncertain (API unreachable, refused, slow) means keep.
 import { existsSync } from 'node:fs';
-import { AppsV1Api, KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { kubeClient } from '../common/kube-client.js';
 
 export type OnExit = 'release' | 'keep' | 'auto';
 export const ON_EXIT_MODES: readonly OnExit[] = ['release', 'keep', 'auto'];
@@ -26,9 +27,10 @@ const SA_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
  * The in-cluster KubeConfig when running in a Kubernetes pod (service host env and the
  * service-account token present), else undefined. `root` prefixes the token path (tests).
  */
-export function inClusterKubeConfig(env: NodeJS.ProcessEnv = process.env, root = ''): KubeConfig | undefined {
+export async function inClusterKubeConfig(env: NodeJS.ProcessEnv = process.env, root = ''): Promise<KubeConfig | undefined> {
   if (!env.KUBERNETES_SERVICE_HOST || !env.KUBERNETES_SERVICE_PORT) return undefined;
   if (!existsSync(`${root}${SA_DIR}/token`)) return undefined;
+  const { KubeConfig } = await kubeClient();
   const kc = new KubeConfig();
   const saved = { host: process.env.KUBERNETES_SERVICE_HOST, port: process.env.KUBERNETES_SERVICE_PORT };
   // loadFromCluster reads process.env; let a passed env win.
@@ -58,6 +60,7 @@ function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
 export async function decideFromDaemonSet(kc: KubeConfig, ds: DaemonSetRef, timeoutMs = 3000): Promise<ExitDecision> {
   const where = `DaemonSet ${ds.namespace}/${ds.name}`;
   try {
+    const { AppsV1Api } = await kubeClient();
     const o = await withTimeout(kc.makeApiClient(AppsV1Api).readNamespacedDaemonSet({ name: ds.name, namespace: ds.namespace }), timeoutMs);
     if (o.metadata?.deletionTimestamp) return { release: true, reason: `${where} is being deleted (since ${new Date(o.metadata.deletionTimestamp).toISOString()}): no successor` };
     return { release: false, reason: `${where} exists: a successor agent takes the pods over` };
