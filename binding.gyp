@@ -12,7 +12,8 @@
         "native/netns.cc",
         "native/sockets.cc",
         "native/probes.cc",
-        "native/tls-verify.cc"
+        "native/tls-verify.cc",
+        "native/sysctl.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "dependencies": ["<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"],

@@ -11,6 +11,7 @@ void InitSockets(Napi::Env env, Napi::Object exports);
 void InitTc(Napi::Env env, Napi::Object exports);
 void InitProbes(Napi::Env env, Napi::Object exports);
 void InitTlsVerify(Napi::Env env, Napi::Object exports);
+void InitSysctl(Napi::Env env, Napi::Object exports);
 }  // namespace weft
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -23,6 +24,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   weft::InitTc(env, exports);
   weft::InitProbes(env, exports);
   weft::InitTlsVerify(env, exports);
+  weft::InitSysctl(env, exports);
   exports.Set("libbpfVersion", Napi::String::New(env, std::to_string(libbpf_major_version()) + "." + std::to_string(libbpf_minor_version())));
   return exports;
 }

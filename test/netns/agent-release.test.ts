@@ -74,6 +74,9 @@ describe('agent --on-exit release (uninstall leaves pods as they were)', { skip 
     const before = await lab.httpGet('demo/client-1', `http://${server.ip}:8080/through-the-mesh`);
     assert.equal(before.status, 200, JSON.stringify(before));
     assert.equal((await inNetns(client.netns, ['ip', '-4', 'rule', 'show'])).includes('lookup 5747'), true, 'in-pod routing while enrolled');
+    // The proxy's ports are kept out of the pod's ephemeral range while it is enrolled.
+    const reserved = (p: PodStatus) => inNetns(p.netns, ['cat', '/proc/sys/net/ipv4/ip_local_reserved_ports']).then((t) => t.trim());
+    assert.equal(await reserved(client), '15001,15006,15008');
 
     const exited = new Promise<number | null>((r) => agent!.once('exit', (code) => r(code)));
     agent.kill('SIGTERM');
@@ -89,6 +92,7 @@ describe('agent --on-exit release (uninstall leaves pods as they were)', { skip 
       assert.equal((await inNetns(p.netns, ['tc', 'filter', 'show', 'dev', 'eth0', 'ingress'])).trim(), '', `no tc filter in ${p.name}`);
       assert.equal((await inNetns(p.netns, ['ip', '-4', 'rule', 'show'])).includes('lookup 5747'), false, `no fwmark rule in ${p.name}`);
       assert.equal((await inNetns(p.netns, ['ip', '-4', 'route', 'show', 'table', '5747'])).trim(), '', `no local table in ${p.name}`);
+      assert.equal(await reserved(p), '', `no reserved ports left in ${p.name}`);
     }
     // No agent runs on the node, yet both directions work: plaintext, as before Weft.
     const out = await lab.httpGet('demo/client-1', `http://${server.ip}:8080/plaintext`);

@@ -9,7 +9,7 @@ import { InvalidArgumentError } from '../../agent/src/common/errors.js';
 import { addon } from '../../agent/src/native/addon.js';
 import {
   BpfLink, BpfMap, BpfObject, NativeError, NativeStateError, bpfObjectPath, cgroup2Mount, encodeScalar, fromNative, listenInNetns, localAddress,
-  netnsCookie, peerAddress, probeHelper, socketCookie, socketInNetns, tcAttach, tcDetach, verifyClientChainInHandshake,
+  netnsCookie, peerAddress, probeHelper, socketCookie, socketInNetns, tcAttach, tcDetach, verifyClientChainInHandshake, sysctlInNetns,
 } from '../../agent/src/native/index.js';
 
 function invalid(parameter: string) {
@@ -30,6 +30,9 @@ test('facade arguments are checked at the boundary, naming the parameter', async
   await assert.rejects(listenInNetns({ port: 1, netns: 'weft-x' }), invalid('options.netns'));
   await assert.rejects(socketInNetns({ bind: { host: '1.2.3.4', port: -1 } }), invalid('options.bind.port'));
   await assert.rejects(socketInNetns({ mark: 2 ** 32 }), invalid('options.mark'));
+  await assert.rejects(sysctlInNetns({ name: 'kernel.hostname' }), invalid('options.name'));
+  await assert.rejects(sysctlInNetns({ name: 'net.ipv4.../x' }), invalid('options.name'));
+  await assert.rejects(sysctlInNetns({ netns: 'relative', name: 'net.ipv4.ip_forward' }), invalid('options.netns'));
   await assert.rejects(tcAttach({ fd: 3 }, { ifname: 'lo', direction: 'sideways' as never }), invalid('options.direction'));
   await assert.rejects(tcAttach({ fd: 3 }, { ifname: 'lo', ifindex: 1 }), invalid('options.ifname'));
   await assert.rejects(tcDetach({ ifname: 'lo', priority: 0, handle: 1 }), invalid('options.priority'));
@@ -55,6 +58,8 @@ test('the addon itself rejects bad arguments with the parameter named (backstop 
   check(() => a.probeProgType('no_such_type'), 'progType');
   check(() => a.setMark(0, -1), 'mark');
   check(() => a.verifyClientChainInHandshake({}), 'sslCtx');
+  check(() => a.sysctlInNetns({ name: 'kernel.hostname' }), 'options.name');
+  check(() => a.sysctlInNetns({ name: 'net.ipv4/../../x' }), 'options.name');
   check(() => a.verifyClientChainInHandshake(undefined), 'sslCtx');
   assert.throws(() => verifyClientChainInHandshake({} as never), NativeStateError);
   assert.throws(() => probeHelper('sched_cls', 'no_such_helper'), invalid('helper'));

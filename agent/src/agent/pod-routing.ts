@@ -6,11 +6,16 @@
 //   come back over lo to the proxy instead of leaving by eth0 (ebpf-redirection.md).
 // - tcp_migrate_req=1: when an old agent closes its SO_REUSEPORT listeners during a restart,
 //   connections still in its accept queue move to the new agent's listener instead of being reset.
+// - the proxy's ports 15001/15006/15008 in net.ipv4.ip_local_reserved_ports: an app's outgoing
+//   connection must not take one as its ephemeral source port, or the listeners cannot bind
+//   (EADDRINUSE) until that connection ends. Release takes exactly these three out again (a
+//   pod that reserved them itself loses that reservation; nothing else of the list changes).
 // Setting up is idempotent and never removes the rule first: a restarted agent re-enrolling a
 // pod must not open a window in which the app's replies to a tunnelled client leave by eth0.
 // Release removes the rule, the route and fwmark_accept again.
 import { run } from '../common/exec.js';
-import { WeftError } from '../common/errors.js';
+import { InvalidArgumentError, WeftError } from '../common/errors.js';
+import { sysctlInNetns } from '../native/index.js';
 
 /** SO_MARK of the proxy's sockets towards a pod's app (distinct from the capture bypass mark). */
 export const APP_MARK = 0x5747;
@@ -41,7 +46,57 @@ export interface PodRoutingResult {
   gateway?: string | undefined;
 }
 
+/** The proxy's listener ports in a pod (pod-sockets.ts): 15001 outbound, 15006 plaintext, 15008 HBONE. */
+export const PROXY_PORTS = [15001, 15006, 15008] as const;
+const RESERVED = 'net.ipv4.ip_local_reserved_ports';
+
+/** Ports in an ip_local_reserved_ports list ('15001,15006-15008'). */
+export function parsePortList(text: string): Set<number> {
+  const out = new Set<number>();
+  for (const part of text.split(',').map((p) => p.trim()).filter(Boolean)) {
+    const m = /^(\d+)(?:-(\d+))?$/.exec(part);
+    const lo = Number(m?.[1]);
+    const hi = m?.[2] === undefined ? lo : Number(m[2]);
+    if (!m || lo < 1 || hi > 65535 || hi < lo) throw new InvalidArgumentError('ports', `'${part}' is not a port or port range in 1-65535`);
+    for (let p = lo; p <= hi; p++) out.add(p);
+  }
+  return out;
+}
+
+/** The ip_local_reserved_ports text for `ports`, runs written as ranges. */
+export function formatPortList(ports: Iterable<number>): string {
+  const sorted = [...new Set(ports)].sort((a, b) => a - b);
+  const parts: string[] = [];
+  for (let i = 0; i < sorted.length; ) {
+    let j = i;
+    while (j + 1 < sorted.length && sorted[j + 1] === sorted[j]! + 1) j++;
+    parts.push(i === j ? String(sorted[i]) : `${sorted[i]}-${sorted[j]}`);
+    i = j + 1;
+  }
+  return parts.join(',');
+}
+
+/** Adds (or removes) the proxy ports to the pod's reserved ports, keeping the rest of the list. */
+export async function reserveProxyPorts(netnsPath: string, reserve: boolean): Promise<void> {
+  let before: string;
+  try {
+    before = await sysctlInNetns({ netns: netnsPath, name: RESERVED });
+  } catch (err) {
+    throw new PodRoutingError(netnsPath, `read ${RESERVED}`, (err as Error).message);
+  }
+  const ports = parsePortList(before);
+  for (const p of PROXY_PORTS) reserve ? ports.add(p) : ports.delete(p);
+  const after = formatPortList(ports);
+  // The kernel takes an empty write as an error; a lone newline clears the list.
+  if (after !== formatPortList(parsePortList(before))) {
+    await sysctlInNetns({ netns: netnsPath, name: RESERVED, value: after || '\n' }).catch((err: Error) => {
+      throw new PodRoutingError(netnsPath, `write ${RESERVED}`, err.message);
+    });
+  }
+}
+
 export async function setupPodRouting(netnsPath: string): Promise<PodRoutingResult> {
+  await reserveProxyPorts(netnsPath, true);
   const r = await run('nsenter', [`--net=${netnsPath}`, '--', 'sh', '-c', SETUP, 'weft-pod-routing', `0x${APP_MARK.toString(16)}`, String(APP_TABLE)], { allowFailure: true, timeoutMs: 10_000 });
   if (r.code !== 0) throw new PodRoutingError(netnsPath, 'set up source-IP-preserving routing', r.stderr.trim() || `exit ${r.code}`);
   const m = /via (\d+\.\d+\.\d+\.\d+)/.exec(r.stdout);
@@ -49,5 +104,6 @@ export async function setupPodRouting(netnsPath: string): Promise<PodRoutingResu
 }
 
 export async function teardownPodRouting(netnsPath: string): Promise<void> {
+  await reserveProxyPorts(netnsPath, false).catch(() => undefined);
   await run('nsenter', [`--net=${netnsPath}`, '--', 'sh', '-c', TEARDOWN, 'weft-pod-routing', `0x${APP_MARK.toString(16)}`, String(APP_TABLE)], { allowFailure: true, timeoutMs: 10_000 });
 }

@@ -139,6 +139,7 @@ export interface RawAddon {
   probeProgType(progType: string, attachType?: string): boolean;
   probeHelper(progType: string, helper: string, attachType?: string): boolean;
   verifyClientChainInHandshake(sslCtx: unknown): void;
+  sysctlInNetns(options: Record<string, unknown>): Promise<string>;
 }
 
 let cached: RawAddon | undefined;

@@ -14,5 +14,6 @@ export {
 } from './sockets.js';
 export { libbpfVersion, probeHelper, probeProgType } from './probes.js';
 export { verifyClientChainInHandshake } from './tls-verify.js';
+export { sysctlInNetns } from './sysctl.js';
 export { defineStruct, ipv6Bytes, ipv6String, type FieldLayout, type FieldType, type StructCodec, type StructSpec, type StructValue } from './struct.js';
 export { bpfObjectPath, bpffsMount, cgroup2Mount, projectRoot } from './paths.js';
