@@ -139,6 +139,10 @@ function imageLabel(ref, label) {
   if (r.status !== 0) return null; // no such image
   return r.stdout.trim() === '<no value>' ? '' : r.stdout.trim();
 }
+// rmi by id would take every tag of the image along: only remove images nothing names any more.
+function rmiIfUntagged(id) {
+  if (run('podman', ['image', 'inspect', '--format', '{{len .RepoTags}}', id]).stdout?.trim() === '0') run('podman', ['rmi', id]);
+}
 const imageId = (ref) => { const r = run('buildah', ['inspect', '--type', 'image', '--format', '{{.FromImageID}}', ref]); return r.status === 0 ? r.stdout.trim() : null; };
 
 // The Debian mirror this machine's apt uses (deb822 or one-line sources), for the suite given.
@@ -304,7 +308,7 @@ async function standinBases() {
   } else {
     must('buildah', ['tag', BASES[1], BASES[0]]);
   }
-  for (const id of new Set(old)) run('buildah', ['rmi', id]); // fails harmlessly while still in use
+  for (const id of new Set(old)) rmiIfUntagged(id); // fails harmlessly while still in use
   say(`stand-in base images made in ${((Date.now() - started) / 1000).toFixed(0)} s`);
 }
 
@@ -319,7 +323,7 @@ async function buildImage() {
   const out = await stream('buildah', [...args, root], { cwd: root });
   const seconds = (Date.now() - started) / 1000;
   const id = imageId(tag);
-  if (before && before !== id) run('buildah', ['rmi', before]); // the previous build, now untagged
+  if (before && before !== id) rmiIfUntagged(before); // the previous build under this tag
   pruneCache(out);
   return { id, seconds };
 }
