@@ -1,6 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
+import { Duplex } from 'node:stream';
 import { once } from 'node:events';
 import { relay, type RelayResult } from '../../agent/src/proxy/relay.js';
 
@@ -116,5 +117,47 @@ describe('relay', () => {
     c.destroy();
     srv.close();
     upstream.close();
+  });
+
+  // A writer that records how its writes arrive: one entry per _write, or per _writev batch.
+  function recorder(): { side: Duplex; batches: number[][]; push(b: Buffer): void } {
+    const batches: number[][] = [];
+    const side = new Duplex({
+      read() {},
+      write(chunk: Buffer, _enc, cb) {
+        batches.push([chunk.length]);
+        cb();
+      },
+      writev(chunks, cb) {
+        batches.push(chunks.map((c) => (c.chunk as Buffer).length));
+        cb();
+      },
+    });
+    return { side, batches, push: (b) => side.push(b) };
+  }
+
+  it('in bulk, writes the chunks of one event-loop iteration as one batch; small chunks go at once', async () => {
+    const src = recorder();
+    const dst = recorder();
+    relay(src.side, dst.side, () => {});
+    await new Promise((r) => setImmediate(r)); // the source starts flowing
+    // An interactive exchange: each small chunk is written when it arrives, not deferred.
+    src.push(Buffer.alloc(100));
+    assert.deepEqual(dst.batches, [[100]], 'a small chunk is written synchronously');
+    await new Promise((r) => setImmediate(r));
+    // Bulk: a 16 KB frame, then the 9-byte tail of a frame split across TLS records, then more.
+    src.push(Buffer.alloc(16375));
+    src.push(Buffer.alloc(9));
+    src.push(Buffer.alloc(16366));
+    assert.equal(dst.batches.length, 1, 'nothing written yet: corked until the check phase');
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(dst.batches.slice(1), [[16375, 9, 16366]], 'one writev for the iteration');
+    // Once in bulk, even a small first chunk starts a batch.
+    src.push(Buffer.alloc(9));
+    src.push(Buffer.alloc(16375));
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(dst.batches.slice(2), [[9, 16375]]);
+    src.side.destroy();
+    dst.side.destroy();
   });
 });

@@ -3,7 +3,7 @@
 // end() on the other, and the relay finishes only when both sides have closed. An error or a
 // reset on either side tears both down (a reset, not a FIN, so the peer sees the failure).
 // Per chunk the only JS work is a write, a length addition and, when the writer is full, a pause;
-// chunks of one event-loop turn are corked into one write.
+// in bulk, the chunks of one event-loop iteration are corked into one write.
 import type { Duplex } from 'node:stream';
 import { Socket } from 'node:net';
 import { constants as h2c, type Http2Stream } from 'node:http2';
@@ -61,23 +61,34 @@ export function resetStream(s: Duplex): void {
  */
 export const RELAY_MAX_BUFFERED = 256 * 1024;
 
+/** A chunk at least this large starts a corked batch; smaller ones (requests, replies) go at once. */
+const BULK_CHUNK = 4096;
+/** A batch that carried this much keeps the next batch corked from its first chunk. */
+const BULK_BATCH = 16 * 1024;
+
 function pump(src: Duplex, dst: Duplex, add: (n: number) => void): void {
-  // Chunks that arrive in one event-loop iteration (several HTTP/2 DATA frames decoded from one
-  // TLS read, a frame split across two TLS records) are corked and leave in one writev in the
-  // check phase, instead of one syscall (and one TCP push) per piece. Not process.nextTick:
-  // Node drains that queue after every native callback, i.e. after every single chunk.
+  // In bulk, chunks that arrive in one event-loop iteration (several HTTP/2 DATA frames decoded
+  // from one TLS read, a frame split across two TLS records) are corked and leave in one writev
+  // in the check phase, instead of one syscall (and one TCP push) per piece. Not
+  // process.nextTick: Node drains that queue after every native callback, i.e. after every
+  // chunk. Small chunks of an interactive exchange are written at once, as latency wants.
   let corked = false;
+  let bulk = false;
+  let batch = 0;
   const uncork = () => {
     corked = false;
+    bulk = batch >= BULK_BATCH;
+    batch = 0;
     dst.uncork();
   };
   src.on('data', (chunk: Buffer) => {
     add(chunk.length);
-    if (!corked) {
+    if (!corked && (bulk || chunk.length >= BULK_CHUNK)) {
       corked = true;
       dst.cork();
       setImmediate(uncork);
     }
+    if (corked) batch += chunk.length;
     // write() says false once the buffer passes the writer's high-water mark; 'drain' follows
     // either way, so pausing can wait until the buffer is really large.
     if (!dst.write(chunk) && dst.writableLength >= RELAY_MAX_BUFFERED) src.pause();
