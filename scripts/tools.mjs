@@ -4,11 +4,14 @@
 //   helm                 `go install helm.sh/helm/v3/cmd/helm@HELM_VERSION` (the Go module proxy)
 //   kubernetes-validate  `pip install --target` from PyPI: Kubernetes' OpenAPI schemas as JSON schema
 //   prometheus-operator-crds  `go mod download` of the Prometheus Operator: its CRDs (PodMonitor)
-// Usage: node scripts/tools.mjs helm|kubernetes-validate|prometheus-operator-crds  -> prints the path on stdout.
+//   kube-apiserver       a real control plane for test/netns/kube-real-apiserver.test.ts: etcd and
+//                        kube-apiserver built from their Go modules (`go mod download` + `go build`)
+// Usage: node scripts/tools.mjs helm|kubernetes-validate|prometheus-operator-crds|kube-apiserver
+//   -> prints the path on stdout (kube-apiserver: the directory holding etcd and kube-apiserver).
 // Exit 3 when the toolchain (go, python3/pip) is missing; under CI=true that is exit 1 with a
 // loud message, so CI never passes by skipping. Not part of `npm start`.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -22,6 +25,12 @@ const HELM_LDFLAGS = [
 export const KUBE_VALIDATE_VERSION = '1.34.1';
 // The Prometheus Operator's CRDs (PodMonitor's schema), from its Go module on the module proxy.
 export const PROMETHEUS_OPERATOR_VERSION = 'v0.85.0';
+
+// A real kube-apiserver and etcd for the install test. Neither has a release binary we can reach,
+// and neither module builds with `go install` (replace directives pointing into their repos), so
+// the module zip is unpacked and its go.mod rewritten to the published sibling modules.
+export const KUBERNETES_VERSION = 'v1.34.4';
+export const ETCD_VERSION = 'v3.5.21';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 export const toolsDir = join(root, 'node_modules', '.cache', 'weft-tools');
@@ -81,6 +90,67 @@ export function ensurePrometheusOperatorCrds() {
   return dir;
 }
 
+function goModuleDir(go, mod) {
+  mkdirSync(toolsDir, { recursive: true });
+  const r = spawnSync(go, ['mod', 'download', '-json', mod], { cwd: toolsDir, encoding: 'utf8', env: { ...process.env, GOFLAGS: '-mod=mod', GO111MODULE: 'on' } });
+  if (r.status !== 0) throw new Error(`go mod download ${mod} failed: ${r.stderr || r.stdout}`);
+  return JSON.parse(r.stdout).Dir;
+}
+
+/** A writable copy of a module from the module cache, with its go.mod rewritten by edit. */
+function writableModule(go, mod, dest, edit) {
+  rmSync(dest, { recursive: true, force: true });
+  cpSync(goModuleDir(go, mod), dest, { recursive: true });
+  chmodSync(dest, 0o755);
+  const gomod = join(dest, 'go.mod');
+  chmodSync(gomod, 0o644);
+  writeFileSync(gomod, edit(readFileSync(gomod, 'utf8')));
+  rmSync(join(dest, 'go.work'), { force: true });
+  return dest;
+}
+
+/**
+ * Directory with `etcd` ETCD_VERSION and `kube-apiserver` KUBERNETES_VERSION, built from source the
+ * first time (measured on 2 busy cores, empty Go build cache: etcd 1 min, kube-apiserver 4.5 min,
+ * 1.8 GB peak; plus the module downloads).
+ */
+export function ensureKubeApiserver() {
+  const dir = join(toolsDir, 'kube-apiserver', `${KUBERNETES_VERSION}-etcd-${ETCD_VERSION}`);
+  const etcd = join(dir, 'etcd');
+  const apiserver = join(dir, 'kube-apiserver');
+  if (existsSync(etcd) && existsSync(apiserver)) return dir;
+  const go = which('go');
+  if (!go) throw new MissingToolchain('go is not installed (needed to build etcd and kube-apiserver from their Go modules)');
+  mkdirSync(dir, { recursive: true });
+  const env = { GOFLAGS: '-buildvcs=false -mod=mod', GO111MODULE: 'on' };
+  if (!existsSync(etcd)) {
+    // go.etcd.io/etcd/server/v3 points its siblings (api, client, pkg, raft) at ../: use the
+    // published ones it already requires at the same version.
+    const src = writableModule(go, `go.etcd.io/etcd/server/v3@${ETCD_VERSION}`, join(dir, 'etcd-src'), (m) => m.replace(/\nreplace \([^)]*\)\n/g, '\n'));
+    runOrThrow(go, ['-C', src, 'build', '-trimpath', '-o', `${etcd}.partial`, '.'], env);
+    renameSync(`${etcd}.partial`, etcd);
+    rmSync(src, { recursive: true, force: true });
+  }
+  if (!existsSync(apiserver)) {
+    // k8s.io/kubernetes requires its staging modules as v0.0.0 replaced by ./staging/src/..., which
+    // the module zip lacks (nested modules): require the published v0.<minor>.<patch> instead.
+    const staging = `v0.${KUBERNETES_VERSION.slice(3)}`;
+    const src = writableModule(go, `k8s.io/kubernetes@${KUBERNETES_VERSION}`, join(dir, 'kubernetes-src'), (m) => {
+      const names = [...m.matchAll(/^\s*(k8s\.io\/[\w-]+) => \.\/staging\/src\/\S+$/gm)].map((x) => x[1]);
+      if (names.length === 0) throw new Error(`k8s.io/kubernetes@${KUBERNETES_VERSION}: no staging replace directives in go.mod (layout changed?)`);
+      let out = m.replace(/^\s*k8s\.io\/[\w-]+ => \.\/staging\/src\/\S+\n/gm, '').replace(/\nreplace \(\s*\)\n/g, '\n');
+      for (const n of names) out = out.replace(new RegExp(`^(\\s*${n.replace(/[./]/g, '\\$&')}) v0\\.0\\.0$`, 'm'), `$1 ${staging}`);
+      return out;
+    });
+    const [, minor] = /^v1\.(\d+)\./.exec(KUBERNETES_VERSION);
+    const ldflags = ['-s', '-w', ...Object.entries({ gitVersion: KUBERNETES_VERSION, gitMajor: '1', gitMinor: minor, gitTreeState: 'clean' }).map(([k, v]) => `-X k8s.io/component-base/version.${k}=${v}`)].join(' ');
+    runOrThrow(go, ['-C', src, 'build', '-trimpath', '-ldflags', ldflags, '-o', `${apiserver}.partial`, './cmd/kube-apiserver'], env);
+    renameSync(`${apiserver}.partial`, apiserver);
+    rmSync(src, { recursive: true, force: true });
+  }
+  return dir;
+}
+
 /** Runs fn holding a per-tool lock, so test files starting together install a tool once. */
 function withLock(name, fn) {
   mkdirSync(toolsDir, { recursive: true });
@@ -107,7 +177,7 @@ function withLock(name, fn) {
   }
 }
 
-const TOOLS = { helm: ensureHelm, 'kubernetes-validate': ensureKubeValidate, 'prometheus-operator-crds': ensurePrometheusOperatorCrds };
+const TOOLS = { helm: ensureHelm, 'kubernetes-validate': ensureKubeValidate, 'prometheus-operator-crds': ensurePrometheusOperatorCrds, 'kube-apiserver': ensureKubeApiserver };
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const name = process.argv[2];
