@@ -16,6 +16,7 @@ import { status, type ServiceError } from '@grpc/grpc-js';
 import { controlPlaneBinaries, RealKubeApiServer } from '../helpers/kube-real-apiserver.js';
 import { parseObjects } from '../../agent/src/deploy/render.js';
 import { publishNodeChecks } from '../../agent/src/deploy/node-checks-annotation.js';
+import { decideFromDaemonSet } from '../../agent/src/agent/exit-policy.js';
 import { CaClient } from '../../agent/src/identity/ca-client.js';
 import { createCsr } from '../../agent/src/identity/csr.js';
 import { generateP256 } from '../../agent/src/identity/keys.js';
@@ -195,6 +196,11 @@ describe('the Kubernetes install against a real kube-apiserver', { skip: 'skip' 
     // the agent may patch nodes (its annotation) but not delete them
     const del = await api.request('DELETE', '/api/v1/nodes/node2', undefined, { token: await api.token(NS, 'weft-agent', [api.apiAudience], agentPod) });
     assert.equal(del.status, 403);
+    // its Role: get on the DaemonSet weft-agent only (the exit policy reads it at SIGTERM)
+    assert.deepEqual(await decideFromDaemonSet(agentKc, { namespace: NS, name: 'weft-agent' }), { release: false, reason: `DaemonSet ${NS}/weft-agent exists: a successor agent takes the pods over` });
+    const other = await decideFromDaemonSet(agentKc, { namespace: NS, name: 'other' });
+    assert.equal(other.release, false);
+    assert.match(other.reason, /403/);
     // an account without the agent's ClusterRole: the error carries the API's own reason
     await api.must('POST', `/api/v1/namespaces/${NS}/serviceaccounts`, { metadata: { name: 'not-the-agent' } });
     await assert.rejects(publishNodeChecks(api.kubeConfig(await api.token(NS, 'not-the-agent', [api.apiAudience])), 'node1', [], '0.0.0-test'), (e: Error) => {
@@ -396,6 +402,19 @@ describe('the Kubernetes install against a real kube-apiserver', { skip: 'skip' 
       await until(async () => (await ready()) === 200, '/healthz/ready 200 after the restart', 20_000);
       assert.equal(await root(), before);
       assert.equal((await api.must('GET', `/api/v1/namespaces/${NS}/configmaps/weft-ca-root-cert`)).metadata.resourceVersion, cm.metadata.resourceVersion);
+      assert.equal(await stopController(), 0, err);
+    });
+
+    it('publishes a new root in the ConfigMap (update, within its Role) when the CA Secret was replaced', async () => {
+      const old = await root();
+      await api.must('DELETE', `/api/v1/namespaces/${NS}/secrets/weft-ca`);
+      await startController();
+      await until(async () => (await ready()) === 200, '/healthz/ready 200 with a new CA', 20_000);
+      const now = await root();
+      assert.notEqual(now, old);
+      assert.equal(Buffer.from((await api.must('GET', `/api/v1/namespaces/${NS}/secrets/weft-ca`)).data['ca-cert.pem'], 'base64').toString(), now);
+      assert.match(err, /updated the published root certificate/);
+      assert.doesNotMatch(err, /forbidden|"status":403/i);
       assert.equal(await stopController(), 0, err);
     });
   });
