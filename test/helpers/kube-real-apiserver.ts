@@ -42,7 +42,8 @@ export interface ApiResponse<T = any> { status: number; body: T; text: string }
 const SERVICE_ACCOUNT_ISSUER = 'https://kubernetes.default.svc.cluster.local';
 
 export class RealKubeApiServer {
-  readonly dir = mkdtempSync(join(tmpdir(), 'weft-kube-'));
+  /** the data directory (etcd, certificates, keys, kubeconfigs), made by start() */
+  dir = '';
   readonly adminToken = 'weft-test-admin';
   /** the audience of tokens for the API server itself */
   readonly apiAudience = SERVICE_ACCOUNT_ISSUER;
@@ -112,6 +113,7 @@ export class RealKubeApiServer {
   }
 
   async start(timeoutMs = 120_000): Promise<void> {
+    this.dir = mkdtempSync(join(tmpdir(), 'weft-kube-'));
     process.once('exit', this.onExit);
     this.startWatchdog();
     const deadline = Date.now() + timeoutMs;
@@ -281,7 +283,7 @@ export class RealKubeApiServer {
     await this.stopProcess(this.etcd);
     this.watchdog?.kill('SIGKILL');
     this.stopped = true;
-    rmSync(this.dir, { recursive: true, force: true });
+    if (this.dir) rmSync(this.dir, { recursive: true, force: true });
   }
 }
 
