@@ -119,7 +119,7 @@ func run(addr, authority, certFile, keyFile, caFile, expectID, marker string, ti
 	tr := &http2.Transport{}
 	cc, err := tr.NewClientConn(conn)
 	if err != nil {
-		return err
+		return pendingAlert(conn, err)
 	}
 	pr, pw := io.Pipe()
 	req := &http.Request{
@@ -140,7 +140,7 @@ func run(addr, authority, certFile, keyFile, caFile, expectID, marker string, ti
 	}()
 	a := <-ch
 	if a.err != nil {
-		return a.err
+		return pendingAlert(conn, a.err)
 	}
 	res.Status = a.resp.StatusCode
 	if a.resp.StatusCode != 200 {
@@ -156,4 +156,16 @@ func run(addr, authority, certFile, keyFile, caFile, expectID, marker string, ti
 		return err
 	}
 	return nil
+}
+
+// pendingAlert: in TLS 1.3 the server judges the client certificate after the client's
+// handshake has completed, so its alert arrives on the first read. A write that raced it (the
+// HTTP/2 preface) fails first with EPIPE or a generic http2 error; the alert is still in the
+// receive buffer, so read it and report it instead when there is one.
+func pendingAlert(conn *tls.Conn, err error) error {
+	conn.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+	if _, rerr := conn.Read(make([]byte, 1)); rerr != nil && strings.Contains(rerr.Error(), "remote error: tls:") {
+		return fmt.Errorf("tls: %w", rerr)
+	}
+	return err
 }
