@@ -35,7 +35,7 @@ let nextId = 1;
 export class ConnectionRecord {
   readonly id = nextId++;
   private readonly started = performance.now();
-  private readonly startedAt = new Date();
+  private readonly startedAt = Date.now();
   private handle?: RelayHandle;
   private done = false;
   private aborter?: (err: Error) => void;
@@ -89,7 +89,7 @@ export class ConnectionRecord {
       id: this.id,
       ...this.info,
       state: this.handle ? 'established' : 'connecting',
-      startedAt: this.startedAt.toISOString(),
+      startedAt: new Date(this.startedAt).toISOString(),
       durationMs: Math.round(performance.now() - this.started),
       bytesSent: this.handle?.aToB ?? 0,
       bytesRecv: this.handle?.bToA ?? 0,

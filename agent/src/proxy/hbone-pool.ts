@@ -241,7 +241,7 @@ export class HbonePool {
       this.forget(conn);
       throw new HboneConnectError(formatAddr(key.dst), err);
     }
-    stream.once('close', () => conn.release());
+    stream.on('close', () => conn.release()); // fires once; on() keeps no once-wrapper per stream
     return new Promise((resolve, reject) => {
       const onResponse = (headers: http2.IncomingHttpHeaders) => {
         stream.off('error', onError);

@@ -304,7 +304,7 @@ export class HboneServer {
       if (resetEarly()) this.countEarlyReset(session, facts);
       return;
     }
-    stream.once('close', () => {
+    stream.on('close', () => {
       if (resetEarly()) this.countEarlyReset(session, facts);
     });
     const method = headers[':method'];

@@ -114,7 +114,7 @@ export class PodProxy {
       if (!t) continue;
       const srv = net.createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: false }, (s) => {
         this.sockets.add(s);
-        s.once('close', () => this.sockets.delete(s));
+        s.on('close', () => this.sockets.delete(s)); // fires once; on() keeps no once-wrapper per socket
         s.on('error', () => {
           /* handled per path */
         });

@@ -94,7 +94,9 @@ function pump(src: Duplex, dst: Duplex, add: (n: number) => void): void {
     if (!dst.write(chunk) && dst.writableLength >= RELAY_MAX_BUFFERED) src.pause();
   });
   dst.on('drain', () => src.resume());
-  src.once('end', () => {
+  // 'end' and 'close' fire at most once: plain listeners, since each once() costs a wrapper
+  // object and a bound function for as long as the connection lives (10,000 idle ones add up).
+  src.on('end', () => {
     if (!dst.destroyed && !dst.writableEnded) dst.end();
   });
 }
@@ -138,8 +140,8 @@ export function relay(a: Duplex, b: Duplex, done: (r: RelayResult) => void): Rel
   pump(b, a, (n) => (bToA += n));
   a.on('error', fail);
   b.on('error', fail);
-  a.once('close', onClose(a, b));
-  b.once('close', onClose(b, a));
+  a.on('close', onClose(a, b));
+  b.on('close', onClose(b, a));
   // A side already torn down before the relay started may never emit 'close' to us again.
   if (a.destroyed || b.destroyed) {
     fail(Object.assign(new Error('one side was closed before the relay started'), { code: 'ECONNRESET' }));
