@@ -17,7 +17,7 @@ export const PACKAGES = [
   ['clang', 'clang'], ['llvm', 'llvm-strip'], ['libbpf-dev', null], ['libelf-dev', null], ['zlib1g-dev', null],
   ['bpftool', 'bpftool'], ['iproute2', 'ip'], ['util-linux', 'nsenter'], ['procps', 'ps'], ['make', 'make'],
   ['g++', 'g++'], ['python3', 'python3'], ['pkg-config', 'pkg-config'], ['tcpdump', 'tcpdump'],
-  ['iperf3', 'iperf3'], ['haproxy', 'haproxy'], ['wrk', 'wrk'], ['nftables', 'nft'],
+  ['iperf3', 'iperf3'], ['haproxy', 'haproxy'], ['wrk', 'wrk'], ['nftables', 'nft'], ['openssl', 'openssl'],
 ];
 
 function have(cmd) {

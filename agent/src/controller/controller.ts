@@ -15,12 +15,13 @@ import { ADDRESS_TYPE_URL, AUTHORIZATION_TYPE_URL, pack } from '../xds/types.js'
 import { AddressSchema } from '../xds/gen/istio/workload/workload_pb.js';
 import { AuthorizationSchema } from '../xds/gen/istio/security/authorization_pb.js';
 import { DEFAULT_NAMESPACE, startGrpcServer, type RunningServer } from './grpc-server.js';
+import { DEFAULT_LISTEN } from './defaults.js';
 import { parseReadiness, startReadinessServer, type ReadinessServer, type ReadinessState } from './readiness.js';
 import { formatProblem, type ClusterSnapshot, type ClusterSource, type ObjectProblem } from './objects.js';
 import { addressAliases, addressAliasesOf, translateSnapshot, type TranslateOptions, type Translation, type TranslationCache } from './translate.js';
 import type { Any } from '@bufbuild/protobuf/wkt';
 
-export const DEFAULT_LISTEN = '127.0.0.1:15012';
+export { DEFAULT_LISTEN };
 
 export interface ControllerOptions extends TranslateOptions {
   source: ClusterSource;

@@ -13,7 +13,8 @@ import { logger } from '../common/log.js';
 import {
   ECDSA_SHA256, generateP256, importP256Pem, privateKeyToPem, splitPemCertificates, type CryptoKeyPair,
 } from './keys.js';
-import { CsrRejectedError, inspectCsr } from './csr.js';
+import { CsrRejectedError } from './csr.js';
+import { inspectCsr } from './csr-inspect.js';
 import { DEFAULT_TRUST_DOMAIN, formatSpiffeId, tryParseSpiffeId, type Identity } from './spiffe.js';
 
 export const DEFAULT_CERT_TTL_SECONDS = 24 * 3600;

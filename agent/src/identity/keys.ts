@@ -1,7 +1,6 @@
 // ECDSA P-256 keys through Node's webcrypto (the mesh's only key type; node-forge cannot do
 // ECDSA, so it is not used). PEM is PKCS#8 for private keys, as Node's TLS expects.
 import { KeyObject, webcrypto } from 'node:crypto';
-import './x509.js';
 
 // The project compiles without DOM types; these are Node's webcrypto types under short names.
 export type CryptoKey = webcrypto.CryptoKey;

@@ -3,7 +3,8 @@
 import { join, resolve } from 'node:path';
 import { UsageError } from '../../common/errors.js';
 import type { Command } from '../command.js';
-import { Controller, DEFAULT_LISTEN, type ControllerOptions } from '../../controller/controller.js';
+import type { ControllerOptions } from '../../controller/controller.js';
+import { DEFAULT_LISTEN } from '../../controller/defaults.js';
 import { DirectorySource } from '../../controller/source-dir.js';
 import { HmacNodeTokens } from '../../identity/node-auth.js';
 import type { ClusterSource } from '../../controller/objects.js';
@@ -118,6 +119,8 @@ In Kubernetes the serving certificate names weft-controller.$WEFT_NAMESPACE.svc 
     const authenticator = auth === 'kubernetes' ? kubernetesAuthenticator(await kubeConfig(), settings) : undefined;
     const caAt = secret ? { namespace: secret[1]!, caSecret: secret[3] ?? settings.caSecret, rootConfigMap: settings.rootConfigMap } : undefined;
     const loadCa: ControllerOptions['loadCa'] = caAt ? kubernetesCaLoader(await kubeConfig(), caAt) : undefined;
+    // Loaded here: the agent process starts through this CLI and needs none of it.
+    const { Controller } = await import('../../controller/controller.js');
     const controller = await Controller.start({
       source: await sourceFrom(spec), stateDir, listen, ...(td ? { trustDomain: td } : {}), ...(authenticator ? { authenticator } : {}), ...(loadCa ? { loadCa } : {}),
       ...(readiness ? { readiness } : {}), ...(inKube ? { namespace: settings.namespace } : {}),
