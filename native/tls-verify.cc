@@ -10,9 +10,11 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 #include <v8.h>
 
 #include <cstring>
+#include <string>
 
 #include "args.h"
 #include "errors.h"
@@ -41,20 +43,65 @@ const char* VerifyErrorName(int err) {
   }
 }
 
+// The trust domain a context accepts, as SSL_CTX ex_data (freed with the SSL_CTX).
+int TrustDomainIndex() {
+  static const int index = SSL_CTX_get_ex_new_index(
+      0, nullptr, nullptr, nullptr, [](void*, void* ptr, CRYPTO_EX_DATA*, int, long, void*) { delete static_cast<std::string*>(ptr); });
+  return index;
+}
+
+// Fails the handshake with "weft-verify=NAME (detail)" on the error queue (same library and
+// reason as OpenSSL's own entry, so Node's error code stays ERR_SSL_CERTIFICATE_VERIFY_FAILED);
+// the failed handshake leaves no peer certificate to ask about afterwards, so the HBONE
+// server's tlsClientError handler reads the reason from there.
+int Refuse(X509_STORE_CTX* store, int x509Error, const char* name, const std::string& detail) {
+  X509_STORE_CTX_set_error(store, x509Error);
+  ERR_raise_data(ERR_LIB_SSL, SSL_R_CERTIFICATE_VERIFY_FAILED, "weft-verify=%s (%s)", name, detail.c_str());
+  return 0;
+}
+
+// The leaf's single spiffe:// URI SAN must name our trust domain (ztunnel checks the same).
+// Refused as X509_V_ERR_APPLICATION_VERIFICATION: a handshake_failure alert.
+int CheckTrustDomain(X509_STORE_CTX* store, const std::string& trustDomain) {
+  X509* leaf = X509_STORE_CTX_get0_cert(store);
+  auto* names = static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(leaf, NID_subject_alt_name, nullptr, nullptr));
+  std::string spiffe;
+  int count = 0;
+  for (int i = 0; names && i < sk_GENERAL_NAME_num(names); i++) {
+    const GENERAL_NAME* n = sk_GENERAL_NAME_value(names, i);
+    if (n->type != GEN_URI) continue;
+    std::string uri(reinterpret_cast<const char*>(ASN1_STRING_get0_data(n->d.uniformResourceIdentifier)),
+                    static_cast<size_t>(ASN1_STRING_length(n->d.uniformResourceIdentifier)));
+    if (uri.rfind("spiffe://", 0) == 0) {
+      spiffe = uri;
+      count++;
+    }
+  }
+  GENERAL_NAMES_free(names);
+  if (count != 1) return Refuse(store, X509_V_ERR_APPLICATION_VERIFICATION, "IDENTITY", "the client certificate has " + std::to_string(count) + " spiffe:// URI SANs, expected exactly one");
+  std::string td = spiffe.substr(9, spiffe.find('/', 9) == std::string::npos ? std::string::npos : spiffe.find('/', 9) - 9);
+  std::string a = td, b = trustDomain;
+  for (auto* str : {&a, &b})
+    for (char& c : *str) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c + 32 : c);
+  if (a != b) return Refuse(store, X509_V_ERR_APPLICATION_VERIFICATION, "TRUST_DOMAIN", spiffe + " is in trust domain '" + td + "', not ours ('" + trustDomain + "')");
+  return 1;
+}
+
 // Runs the usual chain verification. Node's per-connection verify_cb accepts every error, so
 // X509_verify_cert "succeeds"; the recorded error tells whether it really did. Returning 0
-// makes OpenSSL send the alert for that error and fail the handshake. The failed handshake
-// leaves no peer certificate to ask about afterwards, so the reason rides on the error queue
-// (same library and reason as OpenSSL's own entry, so Node's error code is unchanged) as
-// "weft-verify=NAME", which the HBONE server's tlsClientError handler reads.
+// makes OpenSSL send the alert for that error (certificate_expired, unknown_ca, ...) and fail
+// the handshake. Then the trust domain, when the context has one.
 int VerifyChainInHandshake(X509_STORE_CTX* store, void* /*arg*/) {
   int ok = X509_verify_cert(store);
   if (ok <= 0) return ok;
   int err = X509_STORE_CTX_get_error(store);
-  if (err == X509_V_OK) return 1;
-  ERR_raise_data(ERR_LIB_SSL, SSL_R_CERTIFICATE_VERIFY_FAILED, "weft-verify=%s (%s, depth %d)", VerifyErrorName(err),
-                 X509_verify_cert_error_string(err), X509_STORE_CTX_get_error_depth(store));
-  return 0;
+  if (err != X509_V_OK) {
+    return Refuse(store, err, VerifyErrorName(err),
+                  std::string(X509_verify_cert_error_string(err)) + ", depth " + std::to_string(X509_STORE_CTX_get_error_depth(store)));
+  }
+  auto* ssl = static_cast<SSL*>(X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx()));
+  auto* td = ssl ? static_cast<std::string*>(SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), TrustDomainIndex())) : nullptr;
+  return td ? CheckTrustDomain(store, *td) : 1;
 }
 
 Napi::Value VerifyClientChainInHandshake(const Napi::CallbackInfo& info) {
@@ -68,6 +115,12 @@ Napi::Value VerifyClientChainInHandshake(const Napi::CallbackInfo& info) {
     if (v.IsEmpty() || !v->IsExternal()) throw ArgFailure{"sslCtx", "expected the `_external` of a tls.SecureContext's native context"};
     auto* ctx = static_cast<SSL_CTX*>(v.As<v8::External>()->Value());
     if (ctx == nullptr) throw ArgFailure{"sslCtx", "is a null SSL_CTX"};
+    std::string trustDomain = args::OptString(args::At(info, 1), "trustDomain");
+    if (!trustDomain.empty()) {
+      auto* old = static_cast<std::string*>(SSL_CTX_get_ex_data(ctx, TrustDomainIndex()));
+      if (SSL_CTX_set_ex_data(ctx, TrustDomainIndex(), new std::string(trustDomain)) != 1) throw Failure{ENOMEM, "SSL_CTX_set_ex_data", "trust domain", ""};
+      delete old;
+    }
     SSL_CTX_set_cert_verify_callback(ctx, VerifyChainInHandshake, nullptr);
     return info.Env().Undefined();
   });

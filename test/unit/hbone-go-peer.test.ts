@@ -132,6 +132,13 @@ describe('HBONE interop with an independent Go client', { skip: goSkip() }, () =
     assert.match(r.error ?? '', /remote error: tls: unknown certificate authority/);
   });
 
+  it('gets a handshake_failure alert for a client identity in another trust domain', async () => {
+    const other = await mesh.ca.issue('spiffe://evil.example/ns/shop/sa/go-client');
+    const r = await runPeer(withCert('other-td', other));
+    assert.ok(!r.status, `no CONNECT was answered (${r.error})`);
+    assert.match(r.error ?? '', /remote error: tls: handshake failure/);
+  });
+
   it('gets 400 for an authority that is not this pod', async () => {
     const bad = await runPeer(args({ authority: `127.0.0.1:${server.app!.port}` }));
     assert.equal(bad.status, 400);

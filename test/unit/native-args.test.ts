@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { Socket, createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { createSecureContext } from 'node:tls';
 import { InvalidArgumentError } from '../../agent/src/common/errors.js';
 import { addon } from '../../agent/src/native/addon.js';
 import {
@@ -62,6 +63,7 @@ test('the addon itself rejects bad arguments with the parameter named (backstop 
   check(() => a.sysctlInNetns({ name: 'net.ipv4/../../x' }), 'options.name');
   check(() => a.verifyClientChainInHandshake(undefined), 'sslCtx');
   assert.throws(() => verifyClientChainInHandshake({} as never), NativeStateError);
+  assert.throws(() => verifyClientChainInHandshake(createSecureContext({}), ''), invalid('trustDomain'));
   assert.throws(() => probeHelper('sched_cls', 'no_such_helper'), invalid('helper'));
 });
 

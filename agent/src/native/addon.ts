@@ -138,7 +138,7 @@ export interface RawAddon {
   ifindex(options: Record<string, unknown>): Promise<number>;
   probeProgType(progType: string, attachType?: string): boolean;
   probeHelper(progType: string, helper: string, attachType?: string): boolean;
-  verifyClientChainInHandshake(sslCtx: unknown): void;
+  verifyClientChainInHandshake(sslCtx: unknown, trustDomain?: string): void;
   sysctlInNetns(options: Record<string, unknown>): Promise<string>;
 }
 

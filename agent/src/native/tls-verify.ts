@@ -5,11 +5,16 @@
 import type { SecureContext } from 'node:tls';
 import { addon } from './addon.js';
 import { callNative, NativeStateError } from './errors.js';
+import { requireString } from './validate.js';
 
-/** Installs in-handshake chain verification on `context` (a tls.SecureContext). */
-export function verifyClientChainInHandshake(context: SecureContext): void {
+/**
+ * Installs in-handshake chain verification on `context` (a tls.SecureContext); with
+ * `trustDomain`, the client's single spiffe:// URI SAN must also be in it (handshake_failure).
+ */
+export function verifyClientChainInHandshake(context: SecureContext, trustDomain?: string): void {
   // `context.context._external` is Node's handle on the SSL_CTX for addons.
   const external = (context as unknown as { context?: { _external?: unknown } } | undefined)?.context?._external;
   if (external === undefined) throw new NativeStateError('this Node.js does not expose SecureContext.context._external; client chains are verified after the handshake instead');
-  callNative(() => addon().verifyClientChainInHandshake(external));
+  const td = trustDomain === undefined ? undefined : requireString(trustDomain, 'trustDomain');
+  callNative(() => (td ? addon().verifyClientChainInHandshake(external, td) : addon().verifyClientChainInHandshake(external)));
 }

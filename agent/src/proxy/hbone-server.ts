@@ -105,6 +105,11 @@ function handshakeVerifyError(err: Error): string | undefined {
   return /weft-verify=([A-Z_0-9]+)/.exec(err.message)?.[1];
 }
 
+/** The detail native verification gave with its reason (the text in parentheses). */
+function handshakeVerifyDetail(err: Error): string | undefined {
+  return /weft-verify=[A-Z_0-9]+ \((.*)\)/.exec(err.message)?.[1];
+}
+
 export class HboneServer {
   readonly server: http2.Http2SecureServer;
   private readonly sessions = new Map<http2.ServerHttp2Session, SessionFacts>();
@@ -142,6 +147,7 @@ export class HboneServer {
       // In-handshake verification fails the handshake with an alert and leaves the reason in
       // the SSL's verify result; Node's own after-handshake check sets authorizationError.
       const verify = (socket as TLSSocket & { authorizationError?: string }).authorizationError ?? handshakeVerifyError(err);
+      if (verify === 'TRUST_DOMAIN' || verify === 'IDENTITY') return this.reject('peer_identity', 'IDENTITY_ERROR', handshakeVerifyDetail(err) ?? verify, socket);
       if (verify) return this.reject('peer_certificate', 'TLS_FAILURE', `client certificate rejected: ${verify}`, socket);
       const timeout = err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT';
       this.reject(timeout ? 'handshake_timeout' : 'tls_handshake', 'TLS_FAILURE', err.message.trim(), socket);
@@ -173,7 +179,7 @@ export class HboneServer {
     const creds = (this.server as unknown as { _sharedCreds?: tls.SecureContext })._sharedCreds;
     try {
       if (!creds) throw new Error('the TLS server has no shared SecureContext (_sharedCreds)');
-      verifyClientChainInHandshake(creds);
+      verifyClientChainInHandshake(creds, this.opts.trustDomain);
       this.alertsOnBadChain = true;
     } catch (err) {
       this.alertsOnBadChain = false;
