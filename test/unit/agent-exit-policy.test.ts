@@ -127,6 +127,8 @@ describe('agent exit policy: release the pods only when no successor will come',
     const base = { node: 'n1', controller: 'c:15012', 'token-file': '/t', 'ca-root': '/c' };
     assert.equal(agentOptionsFromFlags(base).onExit, 'auto');
     assert.equal(agentOptionsFromFlags({ ...base, 'on-exit': 'release' }).onExit, 'release');
+    assert.equal(agentOptionsFromFlags(base).readyFile, undefined);
+    assert.equal(agentOptionsFromFlags({ ...base, 'ready-file': 'run/a.ready' }).readyFile, join(process.cwd(), 'run/a.ready'));
     assert.throws(() => agentOptionsFromFlags({ ...base, 'on-exit': 'purge' }), (e: Error & { code?: string }) => e.code === 'WEFT_E_USAGE' && /--on-exit must be one of release, keep, auto/.test(e.message));
   });
 

@@ -4,7 +4,7 @@
 // connections get up to the drain deadline, then everything closes. Redirection pins stay,
 // so a pod's traffic fails closed until the next agent (or the one beside us) takes over,
 // unless no successor will come (uninstall, see exit-policy.ts): then every pod is released.
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { WeftError } from '../common/errors.js';
 import { logger } from '../common/log.js';
 import { NodeSync } from '../state/node-sync.js';
@@ -24,7 +24,7 @@ import { VERSION } from '../common/version.js';
 import { runNodeChecks, type CheckResult } from '../preflight/node-checks.js';
 import { decideOnExit, inClusterKubeConfig, type DaemonSetRef, type ExitDecision } from './exit-policy.js';
 import { NodeChecksPublisher } from './node-checks-publisher.js';
-import { teardownPodRouting } from './pod-routing.js';
+import { setNetSysctlDir, teardownPodRouting } from './pod-routing.js';
 
 const log = logger('agent');
 
@@ -83,6 +83,7 @@ export class Agent {
   private stopped?: Promise<void>;
   private readonly kube: KubeConfig | undefined;
   private nodeChecks?: NodeChecksPublisher;
+  private readyFileWritten = false;
   /** set once stop() decided what to do with the pods */
   exitDecision?: ExitDecision;
 
@@ -130,6 +131,7 @@ export class Agent {
   private async startParts(): Promise<void> {
     const o = this.opts;
     if (o.redirect) {
+      setNetSysctlDir(o.proc);
       this.redirector = await Redirector.open({ agentId: o.agentId, bpffs: o.bpffs, bypassMark: DEFAULT_BYPASS_MARK });
       this.enroller = new Enroller({
         node: o.node, trustDomain: o.trustDomain, state: this.sync.state, proxy: this.proxy, redirector: this.redirector,
@@ -177,11 +179,20 @@ export class Agent {
         log.error({ err: (err as Error).message }, 'enrolment start-up failed');
       }
     }
-    // Log every readiness transition (the lab waits for "agent ready" in this agent's log).
+    // Log every readiness transition; the first time ready, write --ready-file (the lab waits
+    // for it: during a restart the old agent answers :15021 too, and logs may be filtered).
     let was: boolean | undefined;
     const watch = () => {
       const r = this.readiness();
       if (r.ready !== was) log.info(r, r.ready ? 'agent ready' : 'agent not ready');
+      if (r.ready && !was && this.opts.readyFile && !this.readyFileWritten) {
+        this.readyFileWritten = true;
+        try {
+          writeFileSync(this.opts.readyFile, JSON.stringify({ pid: process.pid, time: new Date().toISOString() }) + '\n');
+        } catch (err) {
+          log.warn({ err: (err as Error).message, file: this.opts.readyFile }, 'cannot write --ready-file');
+        }
+      }
       was = r.ready;
     };
     watch();
@@ -268,6 +279,7 @@ export class Agent {
   private async doStop(deadlineMs: number): Promise<void> {
     this.draining = true;
     clearInterval(this.readyTimer);
+    if (this.opts.readyFile) rmSync(this.opts.readyFile, { force: true });
     this.nodeChecks?.stop();
     const t0 = Date.now();
     const decision = await this.decideExit();

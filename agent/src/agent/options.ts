@@ -41,6 +41,8 @@ export interface AgentOptions {
    * being deleted, elsewhere keep
    */
   onExit: OnExit;
+  /** written (JSON: pid, time) the first time the agent is ready, removed when it stops */
+  readyFile?: string | undefined;
 }
 
 /** 'HOST:PORT', ':PORT' (all addresses) or '[v6]:PORT'. */
@@ -75,6 +77,7 @@ export interface RawAgentFlags {
   'cgroup-root'?: string;
   proc?: string;
   'drain-deadline'?: string;
+  'ready-file'?: string;
   'no-redirect'?: boolean;
   'on-exit'?: string;
 }
@@ -114,5 +117,6 @@ export function agentOptionsFromFlags(f: RawAgentFlags): AgentOptions {
     drainDeadlineMs: parseDuration('drain-deadline', f['drain-deadline'] ?? '5s'),
     redirect: !f['no-redirect'],
     onExit,
+    readyFile: f['ready-file'] ? resolve(f['ready-file']) : undefined,
   };
 }

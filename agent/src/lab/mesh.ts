@@ -104,6 +104,16 @@ async function waitForLog(p: MeshProcess, re: RegExp, what: string, timeoutMs: n
   }
 }
 
+/** Waits until `file` exists, while the process lives. */
+async function waitForFile(p: MeshProcess, file: string, what: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!existsSync(file)) {
+    if (!processAlive(p.pid)) throw new MeshStartError(what, `it exited: ${tail(p.log)}`, p.log);
+    if (Date.now() > deadline) throw new MeshStartError(what, `not ready within ${timeoutMs} ms: ${tail(p.log)}`, p.log);
+    await sleep(50);
+  }
+}
+
 function fileSize(f: string): number {
   try {
     return readFileSync(f).length;
@@ -162,13 +172,17 @@ export async function startAgent(lab: string, stateDir: string, rt: LabRuntime, 
   const generation = mesh.nextGeneration++;
   const token = await nodeTokenFile(stateDir, node);
   const log = join(stateDir, LOG_DIR, `agent-${node}.${generation}.log`);
+  const readyFile = join(stateDir, LOG_DIR, `agent-${node}.${generation}.ready`);
   const argv = [
     'agent', '--node', node, '--controller', mesh.controller.listen, '--token-file', token, '--ca-root', mesh.controller.caRoot,
     '--bpffs-dir', join(BPFFS, agentId(lab, node)), '--cgroup-root', n.cgroup, '--drain-deadline', options.drainDeadline ?? '5s',
+    '--ready-file', readyFile,
   ];
   const p: AgentProcess = { ...spawnMeshProcess(join(meshCgroupDir(rt, lab), `agent-${node}-${generation}.scope`), netnsPath(n.netnsName), argv, log), node, generation };
   mesh.agents.push(p);
-  await waitForLog(p, /"msg":"agent ready"/, `the agent of ${node}`, options.timeoutMs ?? 60_000);
+  // This agent's own ready file: :15021 may be the old agent's during a restart, and the log
+  // line may be filtered out (WEFT_LOG_LEVEL=warn).
+  await waitForFile(p, readyFile, `the agent of ${node}`, options.timeoutMs ?? 60_000);
   return p;
 }
 

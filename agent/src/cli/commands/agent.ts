@@ -9,7 +9,7 @@ export const agentCommand: Command = {
   usage: [
     'weft agent --node NAME --controller HOST:PORT --token-file FILE --ca-root FILE [--trust-domain TD]',
     '           [--admin 127.0.0.1:15000] [--metrics :15020] [--readiness :15021] [--bpffs-dir /sys/fs/bpf/weft-NODE]',
-    '           [--cgroup-root DIR] [--proc /proc] [--drain-deadline 5s] [--no-redirect] [--on-exit auto|release|keep]',
+    '           [--cgroup-root DIR] [--proc /proc] [--drain-deadline 5s] [--ready-file PATH] [--no-redirect] [--on-exit auto|release|keep]',
   ],
   help: `Connects to the controller (delta ADS and CA, authenticated with the node token), keeps
 the workloads, services, policies and the certificates of this node's mesh pods, and captures
@@ -30,6 +30,8 @@ Options:
   --cgroup-root DIR       only pods below this cgroup directory (default: the cgroup v2 mount)
   --proc DIR              procfs to scan (default /proc)
   --drain-deadline DUR    how long SIGTERM waits for connections (default 5s)
+  --ready-file PATH       written ({pid, time}) once the agent is first ready, removed at exit: lets a
+                          supervisor wait for this very agent while another one serves :15021
   --no-redirect           control plane only: no capture, no pod listeners
   --on-exit MODE          what SIGTERM does with the captured pods: keep (pins stay, pods fail
                           closed until the next agent), release (detach everything: pods back to
@@ -51,6 +53,7 @@ node annotation weft.io/node-checks at start and whenever a result changes.`,
     'cgroup-root': { type: 'string' },
     proc: { type: 'string' },
     'drain-deadline': { type: 'string' },
+    'ready-file': { type: 'string' },
     'no-redirect': { type: 'boolean' },
     'on-exit': { type: 'string' },
   },
