@@ -50,7 +50,7 @@ describe('weft manifest: the install', () => {
     for (const o of objs) for (const [p, v] of walk(o)) assert.ok(!(p.endsWith('.privileged') && v === true), `${o.kind}/${o.metadata.name}${p} is privileged`);
     const agent = agentPod(objs).containers[0];
     assert.deepEqual(agent.securityContext.capabilities.drop, ['ALL']);
-    assert.deepEqual([...agent.securityContext.capabilities.add].sort(), ['BPF', 'NET_ADMIN', 'SYS_ADMIN', 'SYS_PTRACE', 'SYS_RESOURCE']);
+    assert.deepEqual([...agent.securityContext.capabilities.add].sort(), ['BPF', 'NET_ADMIN', 'SYS_ADMIN', 'SYS_PTRACE']);
     assert.deepEqual(AGENT_CAPABILITIES.map(([c]) => c).sort(), [...agent.securityContext.capabilities.add].sort());
     assert.equal(agent.securityContext.readOnlyRootFilesystem, true);
     // The API server refuses allowPrivilegeEscalation: false together with CAP_SYS_ADMIN.

@@ -144,8 +144,9 @@ export const AGENT_CAPABILITIES: [string, string][] = [
   ['NET_ADMIN', 'attach tc programs, set IP_TRANSPARENT and SO_MARK on proxy sockets'],
   ['SYS_ADMIN', 'setns() into pod network namespaces, attach cgroup programs, use bpffs'],
   ['SYS_PTRACE', 'open /proc/<pid>/ns/net of pod processes owned by other users'],
-  ['SYS_RESOURCE', 'raise RLIMIT_MEMLOCK for BPF maps on kernels before 5.11 (memcg accounting)'],
 ];
+// Not SYS_RESOURCE: BPF memory is charged to the memory cgroup since Linux 5.11 (Weft needs 5.15),
+// so RLIMIT_MEMLOCK never has to be raised; and a node whose root lacks it could not start the pod.
 // Left out: PERFMON (Weft reads no perf events and needs no pointer leaks; BPF covers map and
 // link info), NET_RAW (no raw or packet sockets; IP_TRANSPARENT is covered by NET_ADMIN).
 
