@@ -92,6 +92,23 @@ describe('agent exit policy: release the pods only when no successor will come',
     assert.match(d.reason, /cannot read DaemonSet mesh\/weft-agent .*fail closed/);
   });
 
+  it('API refusing at SIGTERM, but the agent\'s watch saw the DaemonSet deleted (uninstall removed its RBAC first) → release', async () => {
+    api.failures.set('/apis/apps/v1/namespaces/mesh/daemonsets/weft-agent', 403);
+    const d = await decideFromDaemonSet(kc, DS, 3000, 'DaemonSet mesh/weft-agent was deleted');
+    assert.equal(d.release, true);
+    assert.match(d.reason, /was deleted \(seen by the agent's watch; reading it now: HTTP 403/);
+    const ctx = await decideOnExit({ mode: 'auto', kube: { kc, daemonSet: DS, deletionSeen: 'DaemonSet mesh/weft-agent is being deleted' } });
+    assert.equal(ctx.release, true);
+    // what the API answers wins over what was seen: a DaemonSet there again means a successor
+    api.failures.clear();
+    api.put(api.daemonsets, daemonset(NS, 'weft-agent', {}, 1, 1));
+    assert.equal((await decideFromDaemonSet(kc, DS, 3000, 'DaemonSet mesh/weft-agent was deleted')).release, false);
+    // the watch (field selector on the name) is what the Role grants, and only for that name
+    const rules = agentRules();
+    assert.equal(allowed(rules.namespaced, { verb: 'watch', group: 'apps', resource: 'daemonsets', name: 'weft-agent' }), true);
+    assert.equal(allowed(rules.namespaced, { verb: 'watch', group: 'apps', resource: 'daemonsets' }), false);
+  });
+
   it('asks only what the rendered Role/ClusterRole of weft-agent allow', async () => {
     api.put(api.daemonsets, daemonset(NS, 'weft-agent', {}, 1, 1));
     await decideFromDaemonSet(kc, DS);

@@ -125,6 +125,10 @@ describe('weft manifest: the install', () => {
     assert.equal(vols.cgroup.hostPath.path, '/sys/fs/cgroup');
     assert.equal(mounts['host-proc'].readOnly, true);
     assert.equal(vols['host-proc'].hostPath.path, '/proc');
+    // the pod netns sysctls are written through <--proc>/sys/net: the host's /proc/sys/net, writable
+    assert.equal(vols['host-proc-sys-net'].hostPath.path, '/proc/sys/net');
+    assert.equal(mounts['host-proc-sys-net'].mountPath, `${mounts['host-proc'].mountPath}/sys/net`);
+    assert.notEqual(mounts['host-proc-sys-net'].readOnly, true);
     for (const m of Object.values(mounts) as Any[]) {
       assert.notEqual(m.mountPropagation, 'Bidirectional', `${m.name}: the API refuses Bidirectional in an unprivileged container`);
       if (['cgroup', 'host-proc', 'weft-token', 'ca-root'].includes(m.name)) assert.equal(m.readOnly, true, m.name);

@@ -22,7 +22,7 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import { AGENT } from '../deploy/objects.js';
 import { VERSION } from '../common/version.js';
 import { runNodeChecks, type CheckResult } from '../preflight/node-checks.js';
-import { decideOnExit, inClusterKubeConfig, type DaemonSetRef, type ExitDecision } from './exit-policy.js';
+import { DaemonSetWatch, decideOnExit, inClusterKubeConfig, type DaemonSetRef, type ExitDecision } from './exit-policy.js';
 import { NodeChecksPublisher } from './node-checks-publisher.js';
 import { setNetSysctlDir, teardownPodRouting } from './pod-routing.js';
 
@@ -83,6 +83,7 @@ export class Agent {
   private stopped?: Promise<void>;
   private readonly kube: KubeConfig | undefined;
   private nodeChecks?: NodeChecksPublisher;
+  private daemonSetWatch?: DaemonSetWatch;
   private readyFileWritten = false;
   /** set once stop() decided what to do with the pods */
   exitDecision?: ExitDecision;
@@ -156,6 +157,11 @@ export class Agent {
         kc: this.kube, node: o.node, version: VERSION, run: this.env.nodeChecks ?? runNodeChecks, intervalMs: this.env.nodeChecksIntervalMs,
       });
       void this.nodeChecks.start();
+      const ds = this.daemonSetRef();
+      if (ds && o.onExit === 'auto' && this.redirector) {
+        this.daemonSetWatch = new DaemonSetWatch(this.kube, ds);
+        void this.daemonSetWatch.start();
+      }
     }
     void this.afterSync();
   }
@@ -271,7 +277,7 @@ export class Agent {
   /** Decides (once) whether stopping releases the pods: no successor will take them over. */
   async decideExit(): Promise<ExitDecision> {
     this.exitDecision ??= this.redirector
-      ? await decideOnExit({ mode: this.opts.onExit, kube: this.kube ? { kc: this.kube, daemonSet: this.daemonSetRef() } : undefined })
+      ? await decideOnExit({ mode: this.opts.onExit, kube: this.kube ? { kc: this.kube, daemonSet: this.daemonSetRef(), deletionSeen: this.daemonSetWatch?.deletionSeen } : undefined })
       : { release: false, reason: 'no redirection (--no-redirect)' };
     return this.exitDecision;
   }
@@ -283,6 +289,7 @@ export class Agent {
     this.nodeChecks?.stop();
     const t0 = Date.now();
     const decision = await this.decideExit();
+    this.daemonSetWatch?.stop();
     log.info({ release: decision.release, reason: decision.reason }, decision.release ? 'no successor: releasing every pod' : 'pods stay captured for the next agent');
     log.info({ deadlineMs, connections: this.proxy.connections().length }, 'draining');
     // Releasing must not race an enrolment in flight; keeping needs no wait.

@@ -54,10 +54,58 @@ function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
 }
 
 /**
- * Kubernetes: a successor exists while the agent's DaemonSet exists and is not being deleted.
- * Absent (404) or deletionTimestamp set → release; anything else → keep (fail closed).
+ * Watches the agent's DaemonSet while the agent runs, so that at SIGTERM the agent knows it saw
+ * the DaemonSet deleted even when the API refuses the GET by then: `helm uninstall`,
+ * `kubectl delete -f` and namespace deletion remove the agent's Role, RoleBinding or service
+ * account before (or while) the agents are stopped. A watch keeps delivering events once
+ * authorized; its end or refusal is retried every retryMs.
  */
-export async function decideFromDaemonSet(kc: KubeConfig, ds: DaemonSetRef, timeoutMs = 3000): Promise<ExitDecision> {
+export class DaemonSetWatch {
+  /** what was seen (DELETED, or deletionTimestamp set) if the DaemonSet's deletion was observed */
+  deletionSeen: string | undefined;
+  private abort: AbortController | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+
+  constructor(private readonly kc: KubeConfig, private readonly ds: DaemonSetRef, private readonly retryMs = 5000) {}
+
+  async start(): Promise<void> {
+    if (this.stopped) return;
+    const where = `DaemonSet ${this.ds.namespace}/${this.ds.name}`;
+    try {
+      const { Watch } = await kubeClient();
+      // a field selector on the name: the Role grants watch on this one DaemonSet only
+      this.abort = await new Watch(this.kc).watch(`/apis/apps/v1/namespaces/${this.ds.namespace}/daemonsets`, { fieldSelector: `metadata.name=${this.ds.name}` }, (type, obj: { metadata?: { deletionTimestamp?: string | Date } }) => {
+        if (type === 'DELETED') this.deletionSeen = `${where} was deleted`;
+        else if (obj?.metadata?.deletionTimestamp) this.deletionSeen = `${where} is being deleted`;
+        else if (type === 'ADDED' || type === 'MODIFIED') this.deletionSeen = undefined;
+      }, () => this.retry());
+      if (this.stopped) this.abort.abort();
+    } catch {
+      this.retry();
+    }
+  }
+
+  private retry(): void {
+    if (this.stopped) return;
+    this.timer = setTimeout(() => void this.start(), this.retryMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    this.abort?.abort();
+  }
+}
+
+/**
+ * Kubernetes: a successor exists while the agent's DaemonSet exists and is not being deleted.
+ * Absent (404) or deletionTimestamp set → release. If the API cannot be asked (refused,
+ * unreachable, slow), the DaemonSet's deletion seen earlier by DaemonSetWatch (deletionSeen)
+ * → release; anything else → keep (fail closed).
+ */
+export async function decideFromDaemonSet(kc: KubeConfig, ds: DaemonSetRef, timeoutMs = 3000, deletionSeen?: string): Promise<ExitDecision> {
   const where = `DaemonSet ${ds.namespace}/${ds.name}`;
   try {
     const { AppsV1Api } = await kubeClient();
@@ -68,6 +116,7 @@ export async function decideFromDaemonSet(kc: KubeConfig, ds: DaemonSetRef, time
     const code = (err as { code?: number }).code;
     if (code === 404) return { release: true, reason: `${where} is gone (uninstalled): no successor` };
     const why = code ? `HTTP ${code}${code === 403 ? ' (RBAC: the agent Role must allow get daemonsets weft-agent)' : ''}` : ((err as Error).message ?? String(err)).split('\n')[0];
+    if (deletionSeen) return { release: true, reason: `${deletionSeen} (seen by the agent's watch; reading it now: ${why}): no successor` };
     return { release: false, reason: `cannot read ${where} (${why}); keeping the pods captured (fail closed)` };
   }
 }
@@ -75,7 +124,7 @@ export async function decideFromDaemonSet(kc: KubeConfig, ds: DaemonSetRef, time
 export interface ExitPolicyContext {
   mode: OnExit;
   /** in-cluster API access and the agent's DaemonSet, when running in Kubernetes */
-  kube?: { kc: KubeConfig; daemonSet: DaemonSetRef | undefined } | undefined;
+  kube?: { kc: KubeConfig; daemonSet: DaemonSetRef | undefined; deletionSeen?: string | undefined } | undefined;
   timeoutMs?: number;
 }
 
@@ -85,5 +134,5 @@ export async function decideOnExit(ctx: ExitPolicyContext): Promise<ExitDecision
   if (ctx.mode === 'keep') return { release: false, reason: '--on-exit keep' };
   if (!ctx.kube) return { release: false, reason: 'not running in Kubernetes (--on-exit auto): a successor is expected (restart), pods stay captured' };
   if (!ctx.kube.daemonSet) return { release: false, reason: 'WEFT_POD_NAMESPACE is not set, so the agent DaemonSet cannot be checked; keeping the pods captured' };
-  return decideFromDaemonSet(ctx.kube.kc, ctx.kube.daemonSet, ctx.timeoutMs);
+  return decideFromDaemonSet(ctx.kube.kc, ctx.kube.daemonSet, ctx.timeoutMs, ctx.kube.deletionSeen);
 }

@@ -13,6 +13,10 @@
 // Setting up is idempotent and never removes the rule first: a restarted agent re-enrolling a
 // pod must not open a window in which the app's replies to a tunnelled client leave by eth0.
 // Release removes the rule, the route and fwmark_accept again.
+// The net.* sysctls are written through netSysctlDir(), which shows the netns of whoever opens it.
+// In a container /proc/sys is read-only (the runtime's readonlyPaths), so the DaemonSet mounts
+// the host's /proc/sys/net writable at <--proc>/sys/net and the agent writes there.
+import { join } from 'node:path';
 import { run } from '../common/exec.js';
 import { InvalidArgumentError, WeftError } from '../common/errors.js';
 import { sysctlInNetns } from '../native/index.js';
@@ -29,14 +33,21 @@ export class PodRoutingError extends WeftError {
   }
 }
 
+let sysNet = '/proc/sys/net';
+
+/** The procfs directory net.* sysctls are written through: `<proc>/sys/net` for the agent's --proc. */
+export function setNetSysctlDir(proc: string): void {
+  sysNet = join(proc, 'sys', 'net');
+}
+
 const SETUP = `set -e
-echo 1 > /proc/sys/net/ipv4/tcp_fwmark_accept
-echo 1 > /proc/sys/net/ipv4/tcp_migrate_req 2>/dev/null || true
+echo 1 > "$3/ipv4/tcp_fwmark_accept"
+echo 1 > "$3/ipv4/tcp_migrate_req" 2>/dev/null || true
 ip -4 rule show | grep -q "fwmark $1 lookup $2" || ip -4 rule add fwmark "$1" lookup "$2" pref "$2"
 ip -4 route replace local 0.0.0.0/0 dev lo table "$2"
 ip -4 route show default | head -n1`;
 
-const TEARDOWN = `echo 0 > /proc/sys/net/ipv4/tcp_fwmark_accept
+const TEARDOWN = `echo 0 > "$3/ipv4/tcp_fwmark_accept"
 while ip -4 rule del fwmark "$1" lookup "$2" 2>/dev/null; do :; done
 ip -4 route flush table "$2" 2>/dev/null
 exit 0`;
@@ -89,15 +100,22 @@ export async function reserveProxyPorts(netnsPath: string, reserve: boolean): Pr
   const after = formatPortList(ports);
   // The kernel takes an empty write as an error; a lone newline clears the list.
   if (after !== formatPortList(parsePortList(before))) {
-    await sysctlInNetns({ netns: netnsPath, name: RESERVED, value: after || '\n' }).catch((err: Error) => {
-      throw new PodRoutingError(netnsPath, `write ${RESERVED}`, err.message);
-    });
+    const value = after || '\n';
+    if (sysNet === '/proc/sys/net') {
+      await sysctlInNetns({ netns: netnsPath, name: RESERVED, value }).catch((err: Error) => {
+        throw new PodRoutingError(netnsPath, `write ${RESERVED}`, err.message);
+      });
+    } else {
+      const file = join(sysNet, 'ipv4', 'ip_local_reserved_ports');
+      const r = await run('nsenter', [`--net=${netnsPath}`, '--', 'sh', '-c', 'printf %s "$2" > "$1"', 'weft-sysctl', file, value], { allowFailure: true, timeoutMs: 10_000 });
+      if (r.code !== 0) throw new PodRoutingError(netnsPath, `write ${RESERVED} through ${file}`, r.stderr.trim() || `exit ${r.code}`);
+    }
   }
 }
 
 export async function setupPodRouting(netnsPath: string): Promise<PodRoutingResult> {
   await reserveProxyPorts(netnsPath, true);
-  const r = await run('nsenter', [`--net=${netnsPath}`, '--', 'sh', '-c', SETUP, 'weft-pod-routing', `0x${APP_MARK.toString(16)}`, String(APP_TABLE)], { allowFailure: true, timeoutMs: 10_000 });
+  const r = await run('nsenter', [`--net=${netnsPath}`, '--', 'sh', '-c', SETUP, 'weft-pod-routing', `0x${APP_MARK.toString(16)}`, String(APP_TABLE), sysNet], { allowFailure: true, timeoutMs: 10_000 });
   if (r.code !== 0) throw new PodRoutingError(netnsPath, 'set up source-IP-preserving routing', r.stderr.trim() || `exit ${r.code}`);
   const m = /via (\d+\.\d+\.\d+\.\d+)/.exec(r.stdout);
   return { gateway: m?.[1] };
@@ -105,5 +123,5 @@ export async function setupPodRouting(netnsPath: string): Promise<PodRoutingResu
 
 export async function teardownPodRouting(netnsPath: string): Promise<void> {
   await reserveProxyPorts(netnsPath, false).catch(() => undefined);
-  await run('nsenter', [`--net=${netnsPath}`, '--', 'sh', '-c', TEARDOWN, 'weft-pod-routing', `0x${APP_MARK.toString(16)}`, String(APP_TABLE)], { allowFailure: true, timeoutMs: 10_000 });
+  await run('nsenter', [`--net=${netnsPath}`, '--', 'sh', '-c', TEARDOWN, 'weft-pod-routing', `0x${APP_MARK.toString(16)}`, String(APP_TABLE), sysNet], { allowFailure: true, timeoutMs: 10_000 });
 }

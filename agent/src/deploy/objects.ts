@@ -176,8 +176,8 @@ const agentObjects: InstallObject[] = [
     object: {
       apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: meta(AGENT, 'agent'),
       rules: [
-        note('at SIGTERM: is the agent DaemonSet still there (a successor takes the pods over) or gone/being\ndeleted (uninstall: release every pod)', {
-          apiGroups: ['apps'], resources: ['daemonsets'], resourceNames: [AGENT], verbs: ['get'],
+        note('at SIGTERM: is the agent DaemonSet still there (a successor takes the pods over) or gone/being\ndeleted (uninstall: release every pod); watched while running, since an uninstall may remove this\nRole before the agent stops', {
+          apiGroups: ['apps'], resources: ['daemonsets'], resourceNames: [AGENT], verbs: ['get', 'list', 'watch'],
         }),
       ],
     },
@@ -266,6 +266,9 @@ const agentObjects: InstallObject[] = [
                 }),
                 note('the host\'s cgroup v2 hierarchy over the container\'s own view: pod cgroups, to attach\nthe connect/sockops programs', { name: 'cgroup', mountPath: '/sys/fs/cgroup', readOnly: true }),
                 note('the host\'s processes: pod cgroups and network namespaces', { name: 'host-proc', mountPath: '/host/proc', readOnly: true }),
+                note('writable net.* sysctls (ip_local_reserved_ports, tcp_fwmark_accept) of the pod netns the agent\nenters: the container\'s own /proc/sys is read-only, and this shows the netns of whoever opens it', {
+                  name: 'host-proc-sys-net', mountPath: '/host/proc/sys/net',
+                }),
                 { name: 'weft-token', mountPath: '/var/run/secrets/weft', readOnly: true },
                 { name: 'ca-root', mountPath: '/var/run/weft/ca', readOnly: true },
                 { name: 'tmp', mountPath: '/tmp' },
@@ -275,6 +278,7 @@ const agentObjects: InstallObject[] = [
               { name: 'bpffs', hostPath: { path: '/sys/fs/bpf', type: 'DirectoryOrCreate' } },
               { name: 'cgroup', hostPath: { path: '/sys/fs/cgroup', type: 'Directory' } },
               { name: 'host-proc', hostPath: { path: '/proc', type: 'Directory' } },
+              { name: 'host-proc-sys-net', hostPath: { path: '/proc/sys/net', type: 'Directory' } },
               note('the agent\'s identity towards the controller: a short-lived token bound to this pod and node', {
                 name: 'weft-token',
                 projected: { sources: [{ serviceAccountToken: { path: 'token', audience: val('agent.tokenAudience', 'string'), expirationSeconds: 3600 } }] },
