@@ -16,7 +16,7 @@
 // The net.* sysctls are written through netSysctlDir(), which shows the netns of whoever opens it.
 // In a container /proc/sys is read-only (the runtime's readonlyPaths), so the DaemonSet mounts
 // the host's /proc/sys/net writable at <--proc>/sys/net and the agent writes there.
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { run } from '../common/exec.js';
 import { InvalidArgumentError, WeftError } from '../common/errors.js';
 import { sysctlInNetns } from '../native/index.js';
@@ -68,7 +68,7 @@ export function parsePortList(text: string): Set<number> {
     const m = /^(\d+)(?:-(\d+))?$/.exec(part);
     const lo = Number(m?.[1]);
     const hi = m?.[2] === undefined ? lo : Number(m[2]);
-    if (!m || lo < 1 || hi > 65535 || hi < lo) throw new InvalidArgumentError('ports', `'${part}' is not a port or port range in 1-65535`);
+    if (!m || hi > 65535 || hi < lo) throw new InvalidArgumentError('ports', `'${part}' is not a port or port range in 0-65535`);
     for (let p = lo; p <= hi; p++) out.add(p);
   }
   return out;
@@ -89,27 +89,22 @@ export function formatPortList(ports: Iterable<number>): string {
 
 /** Adds (or removes) the proxy ports to the pod's reserved ports, keeping the rest of the list. */
 export async function reserveProxyPorts(netnsPath: string, reserve: boolean): Promise<void> {
+  const dir = dirname(sysNet); // <proc>/sys
+  let ports: Set<number>;
   let before: string;
   try {
-    before = await sysctlInNetns({ netns: netnsPath, name: RESERVED });
+    before = await sysctlInNetns({ netns: netnsPath, name: RESERVED, dir });
+    ports = parsePortList(before);
   } catch (err) {
     throw new PodRoutingError(netnsPath, `read ${RESERVED}`, (err as Error).message);
   }
-  const ports = parsePortList(before);
   for (const p of PROXY_PORTS) reserve ? ports.add(p) : ports.delete(p);
   const after = formatPortList(ports);
-  // The kernel takes an empty write as an error; a lone newline clears the list.
   if (after !== formatPortList(parsePortList(before))) {
-    const value = after || '\n';
-    if (sysNet === '/proc/sys/net') {
-      await sysctlInNetns({ netns: netnsPath, name: RESERVED, value }).catch((err: Error) => {
-        throw new PodRoutingError(netnsPath, `write ${RESERVED}`, err.message);
-      });
-    } else {
-      const file = join(sysNet, 'ipv4', 'ip_local_reserved_ports');
-      const r = await run('nsenter', [`--net=${netnsPath}`, '--', 'sh', '-c', 'printf %s "$2" > "$1"', 'weft-sysctl', file, value], { allowFailure: true, timeoutMs: 10_000 });
-      if (r.code !== 0) throw new PodRoutingError(netnsPath, `write ${RESERVED} through ${file}`, r.stderr.trim() || `exit ${r.code}`);
-    }
+    // A lone newline is how the list is emptied (the facade refuses an empty string).
+    await sysctlInNetns({ netns: netnsPath, name: RESERVED, value: after || '\n', dir }).catch((err: Error) => {
+      throw new PodRoutingError(netnsPath, `write ${RESERVED} through ${dir}`, err.message);
+    });
   }
 }
 
