@@ -14,6 +14,7 @@
 #include <v8.h>
 
 #include <cstring>
+#include <memory>
 #include <string>
 
 #include "args.h"
@@ -118,10 +119,17 @@ Napi::Value VerifyClientChainInHandshake(const Napi::CallbackInfo& info) {
     std::string trustDomain = args::OptString(args::At(info, 1), "trustDomain");
     if (!trustDomain.empty()) {
       auto* old = static_cast<std::string*>(SSL_CTX_get_ex_data(ctx, TrustDomainIndex()));
-      if (SSL_CTX_set_ex_data(ctx, TrustDomainIndex(), new std::string(trustDomain)) != 1) throw Failure{ENOMEM, "SSL_CTX_set_ex_data", "trust domain", ""};
+      auto fresh = std::make_unique<std::string>(trustDomain);
+      if (SSL_CTX_set_ex_data(ctx, TrustDomainIndex(), fresh.get()) != 1) throw Failure{ENOMEM, "SSL_CTX_set_ex_data", "trust domain", ""};
+      fresh.release();
       delete old;
     }
     SSL_CTX_set_cert_verify_callback(ctx, VerifyChainInHandshake, nullptr);
+    // A resumed session would skip all of the above (and Node ignores sessionTimeout: 0): no
+    // tickets, no session cache, so every connection proves its identity in a full handshake.
+    SSL_CTX_set_num_tickets(ctx, 0);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     return info.Env().Undefined();
   });
 }

@@ -143,6 +143,33 @@ describe('HBONE server refuses bad input', () => {
     assert.match(server.proxy.hbone.lastRejection!.error, /peer did not return a certificate/);
   });
 
+  it('offers no session resumption: every connection is a full handshake with its certificate checked', async () => {
+    // A resumed session would skip the chain, expiry and trust-domain checks of the handshake.
+    const tickets: Buffer[] = [];
+    const connectOnce = (session?: Buffer) => new Promise<{ reused: boolean; session: Buffer | undefined }>((resolve, reject) => {
+      const s = tls.connect({
+        host: server.ip, port: server.hbonePort, key: good.keyPem, cert: good.certChainPem, ca: mesh.ca.rootPem,
+        ALPNProtocols: ['h2'], checkServerIdentity: () => undefined, ...(session ? { session } : {}),
+      });
+      s.on('session', (t: Buffer) => tickets.push(t));
+      s.once('error', reject);
+      s.once('secureConnect', () => {
+        // TLS 1.3 tickets come after the handshake: give them time to arrive (and the server
+        // time to finish its side of the handshake before we go).
+        setTimeout(() => {
+          const r = { reused: s.isSessionReused(), session: s.getSession() };
+          s.destroy();
+          resolve(r);
+        }, 200);
+      });
+    });
+    const first = await connectOnce();
+    assert.equal(first.reused, false);
+    assert.equal(tickets.length, 0, 'the server sent no session ticket');
+    // Even a client that offers the session it has gets a full handshake.
+    if (first.session) assert.equal((await connectOnce(first.session)).reused, false);
+  });
+
   it('drops a TLS handshake that never finishes after the handshake timeout', async () => {
     const s = net.connect({ host: server.ip, port: server.hbonePort });
     await once(s, 'connect');

@@ -3,6 +3,7 @@
 // one HTTP/2 CONNECT stream per proxied connection. This file owns TLS, HTTP/2 and request
 // validation (400s); what a valid CONNECT leads to (policy, dialling the app) is onConnect's.
 import http2 from 'node:http2';
+import { constants } from 'node:crypto';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { logger } from '../common/log.js';
@@ -129,7 +130,9 @@ export class HboneServer {
       allowHTTP1: false,
       handshakeTimeout: opts.handshakeTimeoutMs ?? 10_000,
       // No resumption (as ztunnel): every connection proves its identity with a full handshake.
-      sessionTimeout: 0,
+      // Node ignores sessionTimeout: 0; without tickets (and with no 'resumeSession' handler)
+      // nothing can resume. The native in-handshake check also turns tickets off in OpenSSL.
+      secureOptions: constants.SSL_OP_NO_TICKET,
       settings: {
         initialWindowSize: HBONE_STREAM_WINDOW,
         maxConcurrentStreams: HBONE_SERVER_MAX_STREAMS,
@@ -166,7 +169,7 @@ export class HboneServer {
 
   /** Certificate rotation: new handshakes use the new chain, established sessions carry on. */
   setSecureContext(tlsOptions: tls.SecureContextOptions): void {
-    this.server.setSecureContext({ ...tlsOptions, ...BASE_TLS_OPTIONS });
+    this.server.setSecureContext({ ...tlsOptions, ...BASE_TLS_OPTIONS, secureOptions: constants.SSL_OP_NO_TICKET });
     this.verifyInHandshake();
   }
 
