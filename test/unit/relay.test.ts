@@ -160,4 +160,28 @@ describe('relay', () => {
     src.side.destroy();
     dst.side.destroy();
   });
+
+  it('bounds what a stalled writer holds: 256 KiB towards a socket, the stream\'s own mark towards HTTP/2', async () => {
+    const stalled = (h2: boolean) => {
+      const d = new Duplex({ read() {}, write(_c, _e, _cb) { /* never completes: a shut window */ }, highWaterMark: 16 * 1024 });
+      if (h2) Object.assign(d, { rstCode: undefined, session: {}, close() {} });
+      return d;
+    };
+    for (const h2 of [false, true]) {
+      const src = recorder();
+      const dst = stalled(h2);
+      relay(src.side, dst, () => {});
+      await new Promise((r) => setImmediate(r));
+      for (let i = 0; i < 64 && !src.side.isPaused(); i++) {
+        src.push(Buffer.alloc(16 * 1024));
+        await new Promise((r) => setImmediate(r));
+      }
+      assert.ok(src.side.isPaused(), 'the reader is paused');
+      const held = dst.writableLength;
+      if (h2) assert.ok(held <= 32 * 1024, `towards HTTP/2 it holds ${held} bytes`);
+      else assert.ok(held >= 256 * 1024 && held <= 256 * 1024 + 16 * 1024, `towards a socket it holds ${held} bytes`);
+      src.side.destroy();
+      dst.destroy();
+    }
+  });
 });

@@ -55,9 +55,11 @@ export function resetStream(s: Duplex): void {
 }
 
 /**
- * Bytes a relay direction may hold in the writer's buffer before it pauses its reader. Higher
- * than a stream's default high-water mark (16 KiB) so that a batch of chunks corked together is
- * not cut short by a pause after the first one.
+ * Bytes a relay direction may hold in a socket writer's buffer before it pauses its reader.
+ * Higher than a stream's default high-water mark (16 KiB) so that a batch of chunks corked
+ * together is not cut short by a pause after the first one. Towards an HTTP/2 stream the reader
+ * pauses at the stream's own mark: a peer that keeps its window shut must not make us hold
+ * 256 KiB for each of its up to 200 streams.
  */
 export const RELAY_MAX_BUFFERED = 256 * 1024;
 
@@ -67,6 +69,7 @@ const BULK_CHUNK = 4096;
 const BULK_BATCH = 16 * 1024;
 
 function pump(src: Duplex, dst: Duplex, add: (n: number) => void): void {
+  const pauseAt = isH2Stream(dst) ? 0 : RELAY_MAX_BUFFERED;
   // In bulk, chunks that arrive in one event-loop iteration (several HTTP/2 DATA frames decoded
   // from one TLS read, a frame split across two TLS records) are corked and leave in one writev
   // in the check phase, instead of one syscall (and one TCP push) per piece. Not
@@ -91,7 +94,7 @@ function pump(src: Duplex, dst: Duplex, add: (n: number) => void): void {
     if (corked) batch += chunk.length;
     // write() says false once the buffer passes the writer's high-water mark; 'drain' follows
     // either way, so pausing can wait until the buffer is really large.
-    if (!dst.write(chunk) && dst.writableLength >= RELAY_MAX_BUFFERED) src.pause();
+    if (!dst.write(chunk) && dst.writableLength >= pauseAt) src.pause();
   });
   dst.on('drain', () => src.resume());
   // 'end' and 'close' fire at most once: plain listeners, since each once() costs a wrapper
