@@ -285,7 +285,13 @@ export class Agent {
   private async doStop(deadlineMs: number): Promise<void> {
     this.draining = true;
     clearInterval(this.readyTimer);
-    if (this.opts.readyFile) rmSync(this.opts.readyFile, { force: true });
+    if (this.opts.readyFile) {
+      try {
+        rmSync(this.opts.readyFile, { force: true });
+      } catch (err) {
+        log.warn({ err: (err as Error).message, file: this.opts.readyFile }, 'cannot remove --ready-file');
+      }
+    }
     this.nodeChecks?.stop();
     const t0 = Date.now();
     const decision = await this.decideExit();

@@ -4,7 +4,7 @@
 // apps), with pins under /sys/fs/bpf/weft-<lab>-<node> (removed by `down`). The controller's
 // CA, token key and the node tokens live in <state dir>/.mesh (dot: the controller's directory
 // source skips it). Pids, start times and log files are recorded in runtime.json.
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { WeftError } from '../common/errors.js';
@@ -173,6 +173,7 @@ export async function startAgent(lab: string, stateDir: string, rt: LabRuntime, 
   const token = await nodeTokenFile(stateDir, node);
   const log = join(stateDir, LOG_DIR, `agent-${node}.${generation}.log`);
   const readyFile = join(stateDir, LOG_DIR, `agent-${node}.${generation}.ready`);
+  rmSync(readyFile, { force: true }); // a killed agent of an earlier mesh with this generation left it
   const argv = [
     'agent', '--node', node, '--controller', mesh.controller.listen, '--token-file', token, '--ca-root', mesh.controller.caRoot,
     '--bpffs-dir', join(BPFFS, agentId(lab, node)), '--cgroup-root', n.cgroup, '--drain-deadline', options.drainDeadline ?? '5s',
