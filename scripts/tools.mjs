@@ -6,8 +6,11 @@
 //   prometheus-operator-crds  `go mod download` of the Prometheus Operator: its CRDs (PodMonitor)
 //   kube-apiserver       a real control plane for test/netns/kube-real-apiserver.test.ts: etcd and
 //                        kube-apiserver built from their Go modules (`go mod download` + `go build`)
-// Usage: node scripts/tools.mjs helm|kubernetes-validate|prometheus-operator-crds|kube-apiserver
-//   -> prints the path on stdout (kube-apiserver: the directory holding etcd and kube-apiserver).
+//   kube-node            the rest of a one-node cluster for scripts/kube-cluster.mjs: kubelet,
+//                        kube-controller-manager, kube-scheduler, kube-proxy, kubectl, containerd
+//                        (+ shim, ctr) and the CNI bridge/host-local/loopback plugins, from Go modules
+// Usage: node scripts/tools.mjs helm|kubernetes-validate|prometheus-operator-crds|kube-apiserver|kube-node
+//   -> prints the path on stdout (kube-apiserver, kube-node: the directory holding the binaries).
 // Exit 3 when the toolchain (go, python3/pip) is missing; under CI=true that is exit 1 with a
 // loud message, so CI never passes by skipping. Not part of `npm start`.
 import { spawnSync } from 'node:child_process';
@@ -131,22 +134,70 @@ export function ensureKubeApiserver() {
     renameSync(`${etcd}.partial`, etcd);
     rmSync(src, { recursive: true, force: true });
   }
-  if (!existsSync(apiserver)) {
-    // k8s.io/kubernetes requires its staging modules as v0.0.0 replaced by ./staging/src/..., which
-    // the module zip lacks (nested modules): require the published v0.<minor>.<patch> instead.
-    const staging = `v0.${KUBERNETES_VERSION.slice(3)}`;
-    const src = writableModule(go, `k8s.io/kubernetes@${KUBERNETES_VERSION}`, join(dir, 'kubernetes-src'), (m) => {
-      const names = [...m.matchAll(/^\s*(k8s\.io\/[\w-]+) => \.\/staging\/src\/\S+$/gm)].map((x) => x[1]);
-      if (names.length === 0) throw new Error(`k8s.io/kubernetes@${KUBERNETES_VERSION}: no staging replace directives in go.mod (layout changed?)`);
-      let out = m.replace(/^\s*k8s\.io\/[\w-]+ => \.\/staging\/src\/\S+\n/gm, '').replace(/\nreplace \(\s*\)\n/g, '\n');
-      for (const n of names) out = out.replace(new RegExp(`^(\\s*${n.replace(/[./]/g, '\\$&')}) v0\\.0\\.0$`, 'm'), `$1 ${staging}`);
-      return out;
-    });
-    const [, minor] = /^v1\.(\d+)\./.exec(KUBERNETES_VERSION);
-    const ldflags = ['-s', '-w', ...Object.entries({ gitVersion: KUBERNETES_VERSION, gitMajor: '1', gitMinor: minor, gitTreeState: 'clean' }).map(([k, v]) => `-X k8s.io/component-base/version.${k}=${v}`)].join(' ');
-    runOrThrow(go, ['-C', src, 'build', '-trimpath', '-ldflags', ldflags, '-o', `${apiserver}.partial`, './cmd/kube-apiserver'], env);
-    renameSync(`${apiserver}.partial`, apiserver);
-    rmSync(src, { recursive: true, force: true });
+  if (!existsSync(apiserver)) buildKubernetes(go, dir, ['kube-apiserver']);
+  return dir;
+}
+
+/** Builds the given ./cmd/<name> of k8s.io/kubernetes KUBERNETES_VERSION into dir/<name>. */
+function buildKubernetes(go, dir, commands) {
+  const env = { GOFLAGS: '-buildvcs=false -mod=mod', GO111MODULE: 'on' };
+  // k8s.io/kubernetes requires its staging modules as v0.0.0 replaced by ./staging/src/..., which
+  // the module zip lacks (nested modules): require the published v0.<minor>.<patch> instead.
+  const staging = `v0.${KUBERNETES_VERSION.slice(3)}`;
+  const src = writableModule(go, `k8s.io/kubernetes@${KUBERNETES_VERSION}`, join(dir, 'kubernetes-src'), (m) => {
+    const names = [...m.matchAll(/^\s*(k8s\.io\/[\w-]+) => \.\/staging\/src\/\S+$/gm)].map((x) => x[1]);
+    if (names.length === 0) throw new Error(`k8s.io/kubernetes@${KUBERNETES_VERSION}: no staging replace directives in go.mod (layout changed?)`);
+    let out = m.replace(/^\s*k8s\.io\/[\w-]+ => \.\/staging\/src\/\S+\n/gm, '').replace(/\nreplace \(\s*\)\n/g, '\n');
+    for (const n of names) out = out.replace(new RegExp(`^(\\s*${n.replace(/[./]/g, '\\$&')}) v0\\.0\\.0$`, 'm'), `$1 ${staging}`);
+    return out;
+  });
+  const [, minor] = /^v1\.(\d+)\./.exec(KUBERNETES_VERSION);
+  const ldflags = ['-s', '-w', ...Object.entries({ gitVersion: KUBERNETES_VERSION, gitMajor: '1', gitMinor: minor, gitTreeState: 'clean' }).map(([k, v]) => `-X k8s.io/component-base/version.${k}=${v}`)].join(' ');
+  for (const cmd of commands) {
+    runOrThrow(go, ['-C', src, 'build', '-trimpath', '-ldflags', ldflags, '-o', join(dir, `${cmd}.partial`), `./cmd/${cmd}`], env);
+    renameSync(join(dir, `${cmd}.partial`), join(dir, cmd));
+  }
+  rmSync(src, { recursive: true, force: true });
+}
+
+// The node side of a one-node cluster for test/netns/kube-real-cluster.test.ts: containerd (its
+// CRI plugin built in) and the CNI plugins, from their Go modules, with Debian's runc.
+export const CONTAINERD_VERSION = 'v1.7.35';
+export const CNI_PLUGINS_VERSION = 'v1.9.0';
+const KUBE_NODE_COMMANDS = ['kubelet', 'kube-controller-manager', 'kube-scheduler', 'kube-proxy', 'kubectl'];
+
+/**
+ * Directory with kubelet, kube-controller-manager, kube-scheduler, kube-proxy, kubectl (KUBERNETES_VERSION),
+ * containerd, containerd-shim-runc-v2, ctr (CONTAINERD_VERSION) and cni/{bridge,host-local,loopback}
+ * (CNI_PLUGINS_VERSION), built from their Go modules the first time.
+ */
+export function ensureKubeNode() {
+  const dir = join(toolsDir, 'kube-node', `${KUBERNETES_VERSION}-containerd-${CONTAINERD_VERSION}-cni-${CNI_PLUGINS_VERSION}`);
+  const containerd = ['containerd', 'containerd-shim-runc-v2', 'ctr'];
+  const cni = ['bridge', 'host-local', 'loopback'].map((p) => join('cni', p));
+  const all = [...KUBE_NODE_COMMANDS, ...containerd, ...cni];
+  if (all.every((b) => existsSync(join(dir, b)))) return dir;
+  const go = which('go');
+  if (!go) throw new MissingToolchain('go is not installed (needed to build kubelet, containerd and the CNI plugins from their Go modules)');
+  mkdirSync(join(dir, 'cni'), { recursive: true });
+  const missingKube = KUBE_NODE_COMMANDS.filter((c) => !existsSync(join(dir, c)));
+  if (missingKube.length > 0) buildKubernetes(go, dir, missingKube);
+  // Neither module has replace directives: build in the (read-only) module cache directory.
+  const env = { GOFLAGS: '-buildvcs=false -mod=readonly', GO111MODULE: 'on', CGO_ENABLED: '0' };
+  const ctrd = goModuleDir(go, `github.com/containerd/containerd@${CONTAINERD_VERSION}`);
+  for (const cmd of containerd) {
+    if (existsSync(join(dir, cmd))) continue;
+    // no_btrfs: the btrfs snapshotter needs cgo and btrfs headers; overlayfs is what we use
+    const ldflags = `-s -w -X github.com/containerd/containerd/version.Version=${CONTAINERD_VERSION}`;
+    runOrThrow(go, ['-C', ctrd, 'build', '-trimpath', '-tags', 'no_btrfs no_devmapper no_zfs no_aufs', '-ldflags', ldflags, '-o', join(dir, `${cmd}.partial`), `./cmd/${cmd}`], env);
+    renameSync(join(dir, `${cmd}.partial`), join(dir, cmd));
+  }
+  const plugins = goModuleDir(go, `github.com/containernetworking/plugins@${CNI_PLUGINS_VERSION}`);
+  for (const p of ['main/bridge', 'ipam/host-local', 'main/loopback']) {
+    const out = join(dir, 'cni', p.split('/')[1]);
+    if (existsSync(out)) continue;
+    runOrThrow(go, ['-C', plugins, 'build', '-trimpath', '-ldflags', '-s -w', '-o', `${out}.partial`, `./plugins/${p}`], env);
+    renameSync(`${out}.partial`, out);
   }
   return dir;
 }
@@ -177,7 +228,7 @@ function withLock(name, fn) {
   }
 }
 
-const TOOLS = { helm: ensureHelm, 'kubernetes-validate': ensureKubeValidate, 'prometheus-operator-crds': ensurePrometheusOperatorCrds, 'kube-apiserver': ensureKubeApiserver };
+const TOOLS = { helm: ensureHelm, 'kubernetes-validate': ensureKubeValidate, 'prometheus-operator-crds': ensurePrometheusOperatorCrds, 'kube-apiserver': ensureKubeApiserver, 'kube-node': ensureKubeNode };
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const name = process.argv[2];
