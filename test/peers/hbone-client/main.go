@@ -116,8 +116,16 @@ func run(addr, authority, certFile, keyFile, caFile, expectID, marker string, ti
 	if st.NegotiatedProtocol != "h2" {
 		return fmt.Errorf("ALPN %q, not h2", st.NegotiatedProtocol)
 	}
+	// TLS 1.3: the server judges our certificate only after our Finished, so its verdict (an
+	// alert, or its SETTINGS frame) is the first thing it sends. Read that before writing the
+	// HTTP/2 preface: a preface written first races the alert, the server closes with unread
+	// bytes, and the reset can lose the alert (EPIPE instead of the reason).
+	first, err := readFirst(conn, deadline)
+	if err != nil {
+		return fmt.Errorf("tls: %w", err)
+	}
 	tr := &http2.Transport{}
-	cc, err := tr.NewClientConn(conn)
+	cc, err := tr.NewClientConn(&prefixConn{Conn: conn, buf: first})
 	if err != nil {
 		return pendingAlert(conn, err)
 	}
@@ -168,4 +176,30 @@ func pendingAlert(conn *tls.Conn, err error) error {
 		return fmt.Errorf("tls: %w", rerr)
 	}
 	return err
+}
+
+// readFirst reads the server's first bytes after the handshake (its SETTINGS, or an alert).
+func readFirst(conn *tls.Conn, deadline time.Time) ([]byte, error) {
+	buf := make([]byte, 16*1024)
+	conn.SetReadDeadline(deadline) // the run's overall deadline, as set on the raw connection
+	n, err := conn.Read(buf)
+	if n > 0 {
+		return buf[:n], nil
+	}
+	return nil, err
+}
+
+// prefixConn replays bytes already read before reading on.
+type prefixConn struct {
+	net.Conn
+	buf []byte
+}
+
+func (p *prefixConn) Read(b []byte) (int, error) {
+	if len(p.buf) > 0 {
+		n := copy(b, p.buf)
+		p.buf = p.buf[n:]
+		return n, nil
+	}
+	return p.Conn.Read(b)
 }
