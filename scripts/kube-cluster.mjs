@@ -128,11 +128,16 @@ export function teardown(dir) {
   spawnSync('ip', ['netns', 'delete', NETNS], { stdio: 'ignore' });
   spawnSync('ip', ['link', 'delete', HOST_IF], { stdio: 'ignore' });
   rmSync(`/sys/fs/bpf/weft-${NODE}`, { recursive: true, force: true });
-  // containerd 1.7's shims keep their sockets in /run/containerd/s (a fixed path): removed when
-  // this run made it and no other containerd uses it
-  if (existsSync(join(STATE, 'made-run-containerd'))) {
-    if (!spawnSync('pgrep', ['-x', 'containerd']).stdout?.length) rmSync('/run/containerd', { recursive: true, force: true });
-    rmSync(join(STATE, 'made-run-containerd'), { force: true });
+  // containerd 1.7's shims keep their sockets in /run/containerd/s (a fixed path) and a killed
+  // shim leaves its socket: with no containerd or shim left running on the machine, those are
+  // all dead ones, and the directories go if nothing else is in them.
+  const running = (args) => (spawnSync('pgrep', args).stdout?.length ?? 0) > 0;
+  if (!running(['-x', 'containerd']) && !running(['-f', 'containerd-shim'])) {
+    try {
+      for (const e of readdirSync('/run/containerd/s', { withFileTypes: true })) if (e.isSocket()) rmSync(join('/run/containerd/s', e.name), { force: true });
+      rmdirSync('/run/containerd/s');
+      rmdirSync('/run/containerd');
+    } catch { /* absent, or holds something else */ }
   }
   if (dir) rmSync(dir, { recursive: true, force: true });
   rmSync(join(STATE, 'dir'), { force: true });
@@ -160,10 +165,8 @@ function alive(pid) {
 export function cleanupLeftover() {
   const l = leftover();
   if (l && alive(l.pid) && l.pid !== process.pid) throw new Error(`a cluster run (pid ${l.pid}) is still going: stop it first`);
-  if (l || existsSync(`/run/netns/${NETNS}`) || cgroupDirs(CGROUP).some((d) => existsSync(d))) {
-    log(`removing what an earlier run left (${l?.dir ?? 'no directory recorded'})`);
-    teardown(l?.dir);
-  }
+  if (l || existsSync(`/run/netns/${NETNS}`) || cgroupDirs(CGROUP).some((d) => existsSync(d))) log(`removing what an earlier run left (${l?.dir ?? 'no directory recorded'})`);
+  teardown(l?.dir);
 }
 
 // ---------------------------------------------------------------- images
@@ -550,7 +553,6 @@ async function main() {
   if (existsSync(`/sys/fs/bpf/weft-${NODE}`)) throw new Error(`/sys/fs/bpf/weft-${NODE} exists: an agent for node ${NODE} runs outside this cluster?`);
   const bins = { kube: tool('kube-apiserver'), node: tool('kube-node') };
   const dir = mkdtempSync(join(tmpdir(), 'weft-kc-'));
-  if (!existsSync('/run/containerd')) writeFileSync(join(STATE, 'made-run-containerd'), '');
   writeFileSync(join(STATE, 'pid'), String(process.pid));
   writeFileSync(join(STATE, 'dir'), dir);
   const c = new Cluster(dir, bins);
