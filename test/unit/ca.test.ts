@@ -2,6 +2,7 @@
 // CSR checks; plus root persistence and loading an operator's intermediate.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import { mkdtemp, rm, stat, writeFile, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -64,6 +65,35 @@ describe('CA over gRPC/TLS', () => {
     const life = (Date.parse(leaf.validTo) - Date.parse(leaf.validFrom)) / 1000;
     assert.equal(life, 24 * 3600, 'default TTL is 24h');
     assert.equal(leaf.ca, false);
+  });
+
+  it('after a deadline, the next request goes out on a new channel (a hung connection attempt is abandoned)', async () => {
+    // A TCP front whose first connection is accepted and never answered (like a SYN to a
+    // Service IP nothing forwards yet); later connections reach the CA.
+    let accepted = 0;
+    const held: net.Socket[] = [];
+    const front = net.createServer((c) => {
+      held.push(c);
+      if (accepted++ === 0) return;
+      const up = net.connect({ host: '127.0.0.1', port: server.port });
+      held.push(up);
+      c.pipe(up).pipe(c);
+      up.on('error', () => c.destroy());
+      c.on('error', () => up.destroy());
+    });
+    await new Promise<void>((r) => front.listen(0, '127.0.0.1', r));
+    const c = new CaClient({ address: `127.0.0.1:${(front.address() as net.AddressInfo).port}`, rootCertPem: ca.rootsPem, token: () => tokens.issue('node1') });
+    clients.push(c);
+    try {
+      await assert.rejects(c.createCertificate(await csrFor(SHOP_WEB), SHOP_WEB, 0, 400), (e: { code?: number }) => e.code === status.DEADLINE_EXCEEDED);
+      const chain = await c.createCertificate(await csrFor(SHOP_WEB), SHOP_WEB, 0, 5000);
+      assert.equal(new X509Certificate(chain[0]!).subjectAltName, `URI:${SHOP_WEB}`);
+      assert.ok(accepted >= 2);
+    } finally {
+      c.close();
+      for (const s of held) s.destroy();
+      front.close();
+    }
   });
 
   it('honours a requested validity, capped at the maximum', async () => {

@@ -3,6 +3,7 @@
 // unauthenticated clients.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -196,6 +197,43 @@ describe('delta ADS over gRPC/TLS', () => {
     } finally {
       stream.cancel();
       raw.close();
+    }
+  });
+
+  it('redials on a new channel when a connection attempt hangs (no response): grpc-js has no connect timeout', async () => {
+    // A TCP front whose first connection is accepted and then never answered (like a SYN to a
+    // Service IP that nothing forwards yet); later connections reach the real server.
+    let accepted = 0;
+    const held: net.Socket[] = [];
+    const front = net.createServer((c) => {
+      held.push(c);
+      if (accepted++ === 0) return; // blackhole
+      const up = net.connect({ host: '127.0.0.1', port });
+      held.push(up);
+      c.pipe(up).pipe(c);
+      up.on('error', () => c.destroy());
+      c.on('error', () => up.destroy());
+    });
+    await new Promise<void>((r) => front.listen(0, '127.0.0.1', r));
+    const st = new WorkloadState();
+    const c = new DeltaAdsClient({
+      address: `127.0.0.1:${(front.address() as net.AddressInfo).port}`, rootCertPem: ca.rootsPem, token: () => tokens.issue('node-front', 600),
+      node: { id: 'weft~198.18.0.9~agent.weft-system~weft-system.svc.cluster.local' },
+      typeUrls: [ADDRESS_TYPE_URL, AUTHORIZATION_TYPE_URL],
+      apply: (u) => st.apply(u),
+      backoff: { initialMs: 50, maxMs: 400 },
+      firstResponseTimeoutMs: 400,
+    });
+    clients.push(c);
+    try {
+      c.start();
+      await c.waitSynced(8000);
+      assert.ok(accepted >= 2, 'the hung first attempt was abandoned and a new connection made');
+      assert.ok(st.workload('uid-a'));
+    } finally {
+      c.stop();
+      for (const s of held) s.destroy();
+      front.close();
     }
   });
 

@@ -1,6 +1,6 @@
 // The agent's client for IstioCertificateService: one CSR per identity, asked on behalf of a
 // pod with the ImpersonatedIdentity metadata, authenticated with the node's bearer token.
-import { credentials, makeGenericClientConstructor, Metadata, type Client, type ServiceError, type ChannelOptions } from '@grpc/grpc-js';
+import { credentials, makeGenericClientConstructor, Metadata, status, type Client, type ServiceError, type ChannelOptions } from '@grpc/grpc-js';
 import { create } from '@bufbuild/protobuf';
 import { istioCertificateService } from '../xds/grpc-services.js';
 import { IstioCertificateRequestSchema, type IstioCertificateRequest, type IstioCertificateResponse } from '../xds/gen/istio/v1/auth/ca_pb.js';
@@ -17,11 +17,15 @@ const CaClientCtor = makeGenericClientConstructor(istioCertificateService as nev
 ) => CaStub;
 
 export class CaClient {
-  private readonly stub: CaStub;
+  private stub: CaStub;
   constructor(private readonly conn: ControlPlaneConnection) {
+    this.stub = this.newStub();
+  }
+
+  private newStub(): CaStub {
     // A short channel backoff: after a CA outage the next refresh should not wait minutes.
-    this.stub = new CaClientCtor(conn.address, credentials.createSsl(Buffer.from(conn.rootCertPem)), {
-      ...channelOptions(conn), 'grpc.initial_reconnect_backoff_ms': 200, 'grpc.max_reconnect_backoff_ms': 5000,
+    return new CaClientCtor(this.conn.address, credentials.createSsl(Buffer.from(this.conn.rootCertPem)), {
+      ...channelOptions(this.conn), 'grpc.initial_reconnect_backoff_ms': 200, 'grpc.max_reconnect_backoff_ms': 5000,
     });
   }
 
@@ -32,8 +36,19 @@ export class CaClient {
     const req = create(IstioCertificateRequestSchema, {
       csr: csrPem, validityDuration: BigInt(Math.round(ttlSeconds)), metadata: { [IMPERSONATED_IDENTITY]: spiffeId },
     });
+    const stub = this.stub;
     return new Promise((resolve, reject) => {
-      this.stub.CreateCertificate(req, md, { deadline: Date.now() + timeoutMs }, (err, res) => (err ? reject(err) : resolve(res!.certChain)));
+      stub.CreateCertificate(req, md, { deadline: Date.now() + timeoutMs }, (err, res) => {
+        if (!err) return resolve(res!.certChain);
+        // grpc-js has no connect timeout: a connection attempt that is never answered (a Service
+        // IP not yet programmed) would hold every later call until the kernel gives up, minutes
+        // later. After a deadline, the next call starts on a new channel.
+        if (err.code === status.DEADLINE_EXCEEDED && this.stub === stub) {
+          this.stub = this.newStub();
+          stub.close();
+        }
+        reject(err);
+      });
     });
   }
 

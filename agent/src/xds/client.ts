@@ -1,7 +1,9 @@
 // Delta ADS client, the agent's side. Subscribes (wildcard) to the configured type URLs, hands
 // each response to `apply` and ACKs it, or NACKs it with the error when `apply` throws (the
 // caller keeps its last good state). Reconnects with capped exponential backoff and resumes
-// with initial_resource_versions.
+// with initial_resource_versions. A stream with no response within firstResponseTimeoutMs is
+// redialled on a new channel: grpc-js has no connect timeout, so a connection attempt whose SYN
+// is never answered (a Service IP before kube-proxy has programmed it) would hang for minutes.
 import { EventEmitter } from 'node:events';
 import { credentials, makeGenericClientConstructor, Metadata, status, type ClientDuplexStream, type Client, type ChannelOptions } from '@grpc/grpc-js';
 import { create } from '@bufbuild/protobuf';
@@ -37,6 +39,8 @@ export interface DeltaAdsClientOptions extends ControlPlaneConnection {
   /** Applies one response atomically; throw to NACK it. */
   apply: (update: XdsUpdate) => void;
   backoff?: Backoff;
+  /** a stream with no response by then is given up and redialled on a new channel (default 15 s) */
+  firstResponseTimeoutMs?: number;
 }
 
 export interface ClientNack {
@@ -53,6 +57,7 @@ const AdsCtor = makeGenericClientConstructor(aggregatedDiscoveryService as never
 ) => AdsStub;
 
 export const DEFAULT_XDS_BACKOFF: Backoff = { initialMs: 500, maxMs: 30_000 };
+export const DEFAULT_FIRST_RESPONSE_TIMEOUT_MS = 15_000;
 
 export function backoffDelay(attempt: number, b: Backoff, random = Math.random): number {
   const base = Math.min(b.maxMs, b.initialMs * 2 ** Math.min(attempt, 30));
@@ -67,7 +72,7 @@ export class DeltaAdsClient extends EventEmitter<{
   nack: [ClientNack];
 }> {
   private readonly log = logger('xds-client');
-  private readonly stub: AdsStub;
+  private stub: AdsStub;
   private stream: ClientDuplexStream<DeltaDiscoveryRequest, DeltaDiscoveryResponse> | undefined;
   private timer: NodeJS.Timeout | undefined;
   private attempt = 0;
@@ -80,15 +85,19 @@ export class DeltaAdsClient extends EventEmitter<{
   constructor(private readonly opts: DeltaAdsClientOptions) {
     super();
     this.backoff = opts.backoff ?? DEFAULT_XDS_BACKOFF;
-    this.stub = new AdsCtor(opts.address, credentials.createSsl(Buffer.from(opts.rootCertPem)), {
-      ...channelOptions(opts),
+    this.stub = this.newStub();
+    for (const t of opts.typeUrls) this.versions.set(t, new Map());
+  }
+
+  private newStub(): AdsStub {
+    return new AdsCtor(this.opts.address, credentials.createSsl(Buffer.from(this.opts.rootCertPem)), {
+      ...channelOptions(this.opts),
       'grpc.keepalive_time_ms': 30_000,
       // the first response carries every workload of the cluster: far above gRPC's 4 MiB default
       'grpc.max_receive_message_length': 256 * 1024 * 1024,
       'grpc.initial_reconnect_backoff_ms': this.backoff.initialMs,
       'grpc.max_reconnect_backoff_ms': this.backoff.maxMs,
     });
-    for (const t of opts.typeUrls) this.versions.set(t, new Map());
   }
 
   /** True once every type URL has had its first response on some stream. */
@@ -142,9 +151,22 @@ export class DeltaAdsClient extends EventEmitter<{
     const stream = this.stub.DeltaAggregatedResources(md);
     this.stream = stream;
     let gotResponse = false;
+    const watchdog = setTimeout(() => {
+      if (gotResponse || this.stream !== stream || this.stopped) return;
+      const ms = this.opts.firstResponseTimeoutMs ?? DEFAULT_FIRST_RESPONSE_TIMEOUT_MS;
+      this.log.warn({ address: this.opts.address, ms }, 'no xDS response in time (connection attempt hanging?); redialling on a new channel');
+      // Closing the channel is what abandons the hung connection attempt; the stream then ends.
+      const old = this.stub;
+      this.stub = this.newStub();
+      stream.cancel();
+      old.close();
+      end({ code: status.DEADLINE_EXCEEDED, details: `no response within ${ms} ms` });
+    }, this.opts.firstResponseTimeoutMs ?? DEFAULT_FIRST_RESPONSE_TIMEOUT_MS);
+    watchdog.unref();
     stream.on('data', (resp: DeltaDiscoveryResponse) => {
       if (!gotResponse) {
         gotResponse = true;
+        clearTimeout(watchdog);
         this.attempt = 0;
         this.emit('connected');
       }
@@ -154,6 +176,7 @@ export class DeltaAdsClient extends EventEmitter<{
     const end = (e: { code?: number; details?: string }) => {
       if (ended) return;
       ended = true;
+      clearTimeout(watchdog);
       if (this.stream === stream) this.stream = undefined;
       if (this.stopped) return;
       this.log.warn({ code: e.code, details: e.details }, 'xDS stream ended; keeping the last good state and reconnecting');
