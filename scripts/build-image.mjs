@@ -403,7 +403,7 @@ function smoke() {
   // As the agent's DaemonSet runs it: root, only its capabilities, the host's bpffs and cgroups.
   // Like deploy/helm/weft's DaemonSet: root, all capabilities dropped but the agent's, the
   // runtime's default seccomp profile, read-only root with a writable /tmp, host bpffs and cgroups.
-  const agentCheck = podman(['--user', '0', '--cap-drop', 'all', '--cap-add', 'BPF,NET_ADMIN,SYS_ADMIN,SYS_PTRACE,SYS_RESOURCE',
+  const agentCheck = podman(['--user', '0', '--cap-drop', 'all', '--cap-add', 'BPF,NET_ADMIN,SYS_ADMIN,SYS_PTRACE', // AGENT_CAPABILITIES in agent/src/deploy/objects.ts
     '--read-only', '--tmpfs', '/tmp', '-v', '/sys/fs/bpf:/sys/fs/bpf', '-v', '/sys/fs/cgroup:/sys/fs/cgroup:ro'], ['check']);
   check('`weft check` as the agent DaemonSet runs it (root, its capabilities only, read-only root, host bpffs and cgroups)', agentCheck.status === 0, agentCheck.out);
   return results;
