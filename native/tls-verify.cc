@@ -13,6 +13,8 @@
 #include <openssl/x509v3.h>
 #include <v8.h>
 
+#include <strings.h>
+
 #include <cstring>
 #include <memory>
 #include <string>
@@ -80,11 +82,9 @@ int CheckTrustDomain(X509_STORE_CTX* store, const std::string& trustDomain) {
   }
   GENERAL_NAMES_free(names);
   if (count != 1) return Refuse(store, X509_V_ERR_APPLICATION_VERIFICATION, "IDENTITY", "the client certificate has " + std::to_string(count) + " spiffe:// URI SANs, expected exactly one");
-  std::string td = spiffe.substr(9, spiffe.find('/', 9) == std::string::npos ? std::string::npos : spiffe.find('/', 9) - 9);
-  std::string a = td, b = trustDomain;
-  for (auto* str : {&a, &b})
-    for (char& c : *str) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c + 32 : c);
-  if (a != b) return Refuse(store, X509_V_ERR_APPLICATION_VERIFICATION, "TRUST_DOMAIN", spiffe + " is in trust domain '" + td + "', not ours ('" + trustDomain + "')");
+  size_t slash = spiffe.find('/', 9);
+  std::string td = spiffe.substr(9, slash == std::string::npos ? std::string::npos : slash - 9);
+  if (strcasecmp(td.c_str(), trustDomain.c_str()) != 0 || td.size() != trustDomain.size()) return Refuse(store, X509_V_ERR_APPLICATION_VERIFICATION, "TRUST_DOMAIN", spiffe + " is in trust domain '" + td + "', not ours ('" + trustDomain + "')");
   return 1;
 }
 

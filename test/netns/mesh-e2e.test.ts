@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { privilegedSkip } from '../helpers/privilege.js';
 import { Lab, type PodStatus } from '../../agent/src/lab/index.js';
 import { captureOnFabric } from '../../agent/src/lab/capture.js';
-import { agentDump, cli, nodeHttp, waitFor } from './mesh-helpers.js';
+import { cli, nodeHttp, waitFor, waitForEnrolled } from './mesh-helpers.js';
 
 const skip = privilegedSkip();
 const LOAD = fileURLToPath(new URL('./mesh-load-client.js', import.meta.url));
@@ -65,15 +65,7 @@ describe('mesh end to end in the lab (issue 5)', { skip }, () => {
     await waitFor('the held connection', async () => out.includes('started'));
     await new Promise((r) => setTimeout(r, 500));
     await lab.label('namespace', 'demo', 'weft.io/mesh=enabled');
-    const demo = lab.status().pods.filter((p) => p.namespace === 'demo');
-    for (const node of ['node1', 'node2']) {
-      await waitFor(`enrolment on ${node}`, async () => {
-        const d = await agentDump(lab, node);
-        const want = demo.filter((p) => p.node === node).map((p) => p.uid).sort();
-        const got = d.enrolment.filter((e) => e.state === 'enrolled').map((e) => e.uid).sort();
-        return JSON.stringify(want) === JSON.stringify(got) && d.agent.ready;
-      }, 20_000);
-    }
+    await waitForEnrolled(lab, 'demo', 20_000);
     const exited = new Promise((r) => held.once('exit', r));
     held.kill('SIGTERM');
     await exited;

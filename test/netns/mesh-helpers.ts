@@ -39,3 +39,16 @@ export async function waitFor<T>(what: string, f: () => Promise<T | undefined | 
     await new Promise((r) => setTimeout(r, everyMs));
   }
 }
+
+/** Waits until every pod of `namespace` is enrolled by its node's agent and each agent is ready. */
+export async function waitForEnrolled(lab: Lab, namespace: string, timeoutMs: number): Promise<void> {
+  const pods = lab.status().pods.filter((p) => p.namespace === namespace);
+  for (const node of [...new Set(pods.map((p) => p.node))].sort()) {
+    await waitFor(`enrolment on ${node}`, async () => {
+      const d = await agentDump(lab, node);
+      const want = pods.filter((p) => p.node === node).map((p) => p.uid).sort();
+      const got = d.enrolment.filter((e) => e.state === 'enrolled').map((e) => e.uid).sort();
+      return JSON.stringify(want) === JSON.stringify(got) && d.agent.ready;
+    }, timeoutMs);
+  }
+}

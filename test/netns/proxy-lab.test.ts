@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { privilegedSkip } from '../helpers/privilege.js';
 import { Lab, type PodStatus } from '../../agent/src/lab/index.js';
-import { agentDump, nodeHttp, waitFor } from './mesh-helpers.js';
+import { nodeHttp, waitForEnrolled } from './mesh-helpers.js';
 
 const skip = privilegedSkip();
 const CLIENT = fileURLToPath(new URL('./proxy-lab-client.js', import.meta.url));
@@ -24,15 +24,7 @@ describe('node proxy in the lab', { skip }, () => {
     assert.equal(lab.pod('demo/client-1').node, 'node1');
     assert.equal(server.node, 'node2');
     await lab.label('namespace', 'demo', 'weft.io/mesh=enabled');
-    const demo = lab.status().pods.filter((p) => p.namespace === 'demo');
-    for (const node of ['node1', 'node2']) {
-      await waitFor(`enrolment on ${node}`, async () => {
-        const d = await agentDump(lab, node);
-        const want = demo.filter((p) => p.node === node).map((p) => p.uid).sort();
-        const got = d.enrolment.filter((e) => e.state === 'enrolled').map((e) => e.uid).sort();
-        return JSON.stringify(want) === JSON.stringify(got) && d.agent.ready;
-      }, 30_000);
-    }
+    await waitForEnrolled(lab, 'demo', 30_000);
   });
 
   after(async () => {

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { KubeConfig } from '@kubernetes/client-node';
+import { loadKubeConfig } from '../../agent/src/deploy/kube-check.js';
 import { decideFromDaemonSet, decideOnExit, inClusterKubeConfig } from '../../agent/src/agent/exit-policy.js';
 import { agentOptionsFromFlags } from '../../agent/src/agent/options.js';
 import { renderManifest } from '../../agent/src/deploy/render.js';
@@ -33,8 +34,7 @@ describe('agent exit policy: release the pods only when no successor will come',
   let kc: KubeConfig;
   before(async () => {
     await api.start();
-    kc = new KubeConfig();
-    kc.loadFromFile(api.kubeconfigFile());
+    kc = await loadKubeConfig(api.kubeconfigFile());
   });
   after(() => api.stop());
   beforeEach(() => {

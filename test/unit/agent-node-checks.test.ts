@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { loadKubeConfig } from '../../agent/src/deploy/kube-check.js';
 import { NodeChecksPublisher } from '../../agent/src/agent/node-checks-publisher.js';
 import { Agent, agentOptionsFromFlags } from '../../agent/src/agent/index.js';
 import { NODE_CHECKS_ANNOTATION } from '../../agent/src/deploy/objects.js';
@@ -37,8 +38,7 @@ describe('agent node checks annotation', () => {
   const patches = () => api.requests.filter((r) => r.method === 'PATCH').length;
   before(async () => {
     await api.start();
-    kc = new KubeConfig();
-    kc.loadFromFile(api.kubeconfigFile());
+    kc = await loadKubeConfig(api.kubeconfigFile());
   });
   after(() => api.stop());
   beforeEach(() => {

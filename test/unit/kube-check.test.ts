@@ -135,7 +135,7 @@ describe('weft check --kube', () => {
 
   it('what an agent publishes with publishNodeChecks is what weft check --kube reports', async () => {
     api.put(api.nodes, node('node-b', { labels: { team: 'x' }, annotations: { other: 'kept' } }));
-    const kc = loadKubeConfig(api.kubeconfigFile());
+    const kc = await loadKubeConfig(api.kubeconfigFile());
     await publishNodeChecks(kc, 'node-b', [checkKernel('5.4.0'), btfOk], '0.1.0');
     const patched = api.nodes.get('node-b')!;
     assert.equal(patched.metadata.annotations!.other, 'kept', 'other annotations are untouched');

@@ -3,6 +3,7 @@
 // publish is logged and retried at the next check; it never stops the agent.
 import type { KubeConfig } from '@kubernetes/client-node';
 import { logger } from '../common/log.js';
+import { publishNodeChecks } from '../deploy/node-checks-annotation.js';
 import type { CheckResult } from '../preflight/node-checks.js';
 
 const log = logger('node-checks');
@@ -51,8 +52,6 @@ export class NodeChecksPublisher {
     const key = JSON.stringify(checks);
     if (key === this.published || this.stopped) return;
     try {
-      // Loaded here: it pulls in @kubernetes/client-node (see common/kube-client.ts).
-      const { publishNodeChecks } = await import('../deploy/node-checks-annotation.js');
       await publishNodeChecks(this.opts.kc, this.opts.node, checks, this.opts.version);
       const changed = this.published !== undefined;
       this.published = key;

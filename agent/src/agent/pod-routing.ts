@@ -1,5 +1,5 @@
-// In-pod settings the proxy relies on, made with nsenter in the pod's netns (never `ip netns
-// exec`, which remounts /sys):
+// In-pod settings the proxy relies on, made in the pod's netns: sysctls natively
+// (sysctlInNetns), rules and routes with nsenter + ip (never `ip netns exec`, which remounts /sys):
 // - tcp_fwmark_accept=1, a rule `fwmark APP_MARK lookup APP_TABLE` and `local 0.0.0.0/0 dev lo`
 //   in that table: the proxy dials the app with IP_TRANSPARENT from the client's IP and mark
 //   APP_MARK; the app's accepted socket inherits the mark, so its replies to that foreign IP
@@ -13,10 +13,10 @@
 // Setting up is idempotent and never removes the rule first: a restarted agent re-enrolling a
 // pod must not open a window in which the app's replies to a tunnelled client leave by eth0.
 // Release removes the rule, the route and fwmark_accept again.
-// The net.* sysctls are written through netSysctlDir(), which shows the netns of whoever opens it.
-// In a container /proc/sys is read-only (the runtime's readonlyPaths), so the DaemonSet mounts
-// the host's /proc/sys/net writable at <--proc>/sys/net and the agent writes there.
-import { dirname, join } from 'node:path';
+// The net.* sysctls go through <--proc>/sys, whose net/ shows the netns of whoever opens it. In a
+// container /proc/sys is read-only (the runtime's readonlyPaths), so the DaemonSet mounts the
+// host's /proc/sys/net writable at <--proc>/sys/net and the agent writes there.
+import { join } from 'node:path';
 import { run } from '../common/exec.js';
 import { InvalidArgumentError, WeftError } from '../common/errors.js';
 import { sysctlInNetns } from '../native/index.js';
@@ -33,22 +33,28 @@ export class PodRoutingError extends WeftError {
   }
 }
 
-let sysNet = '/proc/sys/net';
+let sysDir = '/proc/sys';
 
-/** The procfs directory net.* sysctls are written through: `<proc>/sys/net` for the agent's --proc. */
+/** The procfs sys directory net.* sysctls are written through: `<proc>/sys` for the agent's --proc. */
 export function setNetSysctlDir(proc: string): void {
-  sysNet = join(proc, 'sys', 'net');
+  sysDir = join(proc, 'sys');
+}
+
+/** Reads (and with `value` writes) a net.* sysctl of the pod, naming the step in errors. */
+async function podSysctl(netnsPath: string, name: string, value?: string): Promise<string> {
+  try {
+    return await sysctlInNetns({ netns: netnsPath, name, dir: sysDir, ...(value !== undefined ? { value } : {}) });
+  } catch (err) {
+    throw new PodRoutingError(netnsPath, `${value === undefined ? 'read' : 'write'} ${name} through ${sysDir}`, (err as Error).message);
+  }
 }
 
 const SETUP = `set -e
-echo 1 > "$3/ipv4/tcp_fwmark_accept"
-echo 1 > "$3/ipv4/tcp_migrate_req" 2>/dev/null || true
 ip -4 rule show | grep -q "fwmark $1 lookup $2" || ip -4 rule add fwmark "$1" lookup "$2" pref "$2"
 ip -4 route replace local 0.0.0.0/0 dev lo table "$2"
 ip -4 route show default | head -n1`;
 
-const TEARDOWN = `echo 0 > "$3/ipv4/tcp_fwmark_accept"
-while ip -4 rule del fwmark "$1" lookup "$2" 2>/dev/null; do :; done
+const TEARDOWN = `while ip -4 rule del fwmark "$1" lookup "$2" 2>/dev/null; do :; done
 ip -4 route flush table "$2" 2>/dev/null
 exit 0`;
 
@@ -89,28 +95,25 @@ export function formatPortList(ports: Iterable<number>): string {
 
 /** Adds (or removes) the proxy ports to the pod's reserved ports, keeping the rest of the list. */
 export async function reserveProxyPorts(netnsPath: string, reserve: boolean): Promise<void> {
-  const dir = dirname(sysNet); // <proc>/sys
+  const text = await podSysctl(netnsPath, RESERVED);
   let ports: Set<number>;
-  let before: string;
   try {
-    before = await sysctlInNetns({ netns: netnsPath, name: RESERVED, dir });
-    ports = parsePortList(before);
+    ports = parsePortList(text);
   } catch (err) {
     throw new PodRoutingError(netnsPath, `read ${RESERVED}`, (err as Error).message);
   }
+  const before = formatPortList(ports);
   for (const p of PROXY_PORTS) reserve ? ports.add(p) : ports.delete(p);
   const after = formatPortList(ports);
-  if (after !== formatPortList(parsePortList(before))) {
-    // A lone newline is how the list is emptied (the facade refuses an empty string).
-    await sysctlInNetns({ netns: netnsPath, name: RESERVED, value: after || '\n', dir }).catch((err: Error) => {
-      throw new PodRoutingError(netnsPath, `write ${RESERVED} through ${dir}`, err.message);
-    });
-  }
+  // A lone newline is how the list is emptied (the facade refuses an empty string).
+  if (after !== before) await podSysctl(netnsPath, RESERVED, after || '\n');
 }
 
 export async function setupPodRouting(netnsPath: string): Promise<PodRoutingResult> {
   await reserveProxyPorts(netnsPath, true);
-  const r = await run('nsenter', [`--net=${netnsPath}`, '--', 'sh', '-c', SETUP, 'weft-pod-routing', `0x${APP_MARK.toString(16)}`, String(APP_TABLE), sysNet], { allowFailure: true, timeoutMs: 10_000 });
+  await podSysctl(netnsPath, 'net.ipv4.tcp_fwmark_accept', '1');
+  await podSysctl(netnsPath, 'net.ipv4.tcp_migrate_req', '1').catch(() => undefined); // Linux >= 5.14
+  const r = await run('nsenter', [`--net=${netnsPath}`, '--', 'sh', '-c', SETUP, 'weft-pod-routing', `0x${APP_MARK.toString(16)}`, String(APP_TABLE)], { allowFailure: true, timeoutMs: 10_000 });
   if (r.code !== 0) throw new PodRoutingError(netnsPath, 'set up source-IP-preserving routing', r.stderr.trim() || `exit ${r.code}`);
   const m = /via (\d+\.\d+\.\d+\.\d+)/.exec(r.stdout);
   return { gateway: m?.[1] };
@@ -118,5 +121,6 @@ export async function setupPodRouting(netnsPath: string): Promise<PodRoutingResu
 
 export async function teardownPodRouting(netnsPath: string): Promise<void> {
   await reserveProxyPorts(netnsPath, false).catch(() => undefined);
-  await run('nsenter', [`--net=${netnsPath}`, '--', 'sh', '-c', TEARDOWN, 'weft-pod-routing', `0x${APP_MARK.toString(16)}`, String(APP_TABLE), sysNet], { allowFailure: true, timeoutMs: 10_000 });
+  await podSysctl(netnsPath, 'net.ipv4.tcp_fwmark_accept', '0').catch(() => undefined);
+  await run('nsenter', [`--net=${netnsPath}`, '--', 'sh', '-c', TEARDOWN, 'weft-pod-routing', `0x${APP_MARK.toString(16)}`, String(APP_TABLE)], { allowFailure: true, timeoutMs: 10_000 });
 }

@@ -7,10 +7,8 @@
 //   { "version": "0.1.0", "time": "<RFC 3339>", "ok": true,
 //     "checks": [ { "name": "kernel", "ok": true, "required": true, "detail": "…", "hint": "…" }, … ] }
 // where checks are exactly what `weft check -o json` prints on that node (CheckResult[]).
-import {
-  ApiextensionsV1Api, AppsV1Api, CoreV1Api, KubeConfig, VersionApi,
-  type V1DaemonSet, type V1Deployment, type V1Node, type V1Pod,
-} from '@kubernetes/client-node';
+import type { KubeConfig, V1DaemonSet, V1Deployment, V1Node, V1Pod } from '@kubernetes/client-node';
+import { kubeClient } from '../common/kube-client.js';
 import { kubeErrorReason } from '../common/kube-api-error.js';
 import type { CheckResult } from '../preflight/node-checks.js';
 import { KubeUnreachableError } from './errors.js';
@@ -44,7 +42,8 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   return Promise.race([p, t]).finally(() => clearTimeout(timer));
 }
 
-export function loadKubeConfig(path?: string): KubeConfig {
+export async function loadKubeConfig(path?: string): Promise<KubeConfig> {
+  const { KubeConfig } = await kubeClient();
   const kc = new KubeConfig();
   try {
     if (path) kc.loadFromFile(path);
@@ -91,7 +90,8 @@ export function parseNodeChecks(text: string | undefined): NodeChecksReport | Er
 
 /** Runs every cluster check; never throws for an unhealthy cluster, only when the API is unreachable. */
 export async function runKubeChecks(opts: KubeCheckOptions = {}): Promise<CheckResult[]> {
-  const kc = opts.kubeConfig ?? loadKubeConfig(opts.kubeconfig);
+  const kc = opts.kubeConfig ?? (await loadKubeConfig(opts.kubeconfig));
+  const { ApiextensionsV1Api, AppsV1Api, CoreV1Api, VersionApi } = await kubeClient();
   const ns = opts.namespace ?? DEFAULT_NAMESPACE;
   const ms = opts.timeoutMs ?? DEFAULT_KUBE_TIMEOUT_MS;
   const core = kc.makeApiClient(CoreV1Api);

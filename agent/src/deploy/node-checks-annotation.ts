@@ -1,7 +1,8 @@
 // The agent's side of `weft check --kube`: it publishes its node preflight (the same
 // CheckResult[] `weft check` prints) as the node annotation weft.io/node-checks, with a JSON
 // merge patch that touches nothing else. The agent's ClusterRole grants nodes get/patch for this.
-import { CoreV1Api, PatchStrategy, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { kubeClient } from '../common/kube-client.js';
 import { WeftError } from '../common/errors.js';
 import { kubeErrorReason } from '../common/kube-api-error.js';
 import type { CheckResult } from '../preflight/node-checks.js';
@@ -30,6 +31,7 @@ export function nodeChecksPatch(value: string): { metadata: { annotations: Recor
 
 /** Publishes the checks on the agent's node (call at start and when a result changes). */
 export async function publishNodeChecks(kc: KubeConfig, nodeName: string, checks: CheckResult[], version: string): Promise<void> {
+  const { CoreV1Api, PatchStrategy, setHeaderOptions } = await kubeClient();
   const core = kc.makeApiClient(CoreV1Api);
   try {
     await core.patchNode({ name: nodeName, body: nodeChecksPatch(nodeChecksAnnotation(checks, version)) }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));

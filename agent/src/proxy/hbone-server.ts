@@ -101,15 +101,19 @@ export function refuseStream(stream: http2.ServerHttp2Stream, status: number): v
 
 let warnedNoAlert = false;
 
-/** Why native in-handshake verification refused a chain ('CERT_HAS_EXPIRED'), from the error text. */
-function handshakeVerifyError(err: Error): string | undefined {
-  return /weft-verify=([A-Z_0-9]+)/.exec(err.message)?.[1];
+/** Why native in-handshake verification refused a client ('CERT_HAS_EXPIRED', 'TRUST_DOMAIN', …), and its detail, from the error text. */
+function nativeRefusal(err: Error): { reason: string; detail: string } | undefined {
+  const m = /weft-verify=([A-Z_0-9]+) \((.*)\)/.exec(err.message);
+  return m ? { reason: m[1]!, detail: m[2]! } : undefined;
 }
 
-/** The detail native verification gave with its reason (the text in parentheses). */
-function handshakeVerifyDetail(err: Error): string | undefined {
-  return /weft-verify=[A-Z_0-9]+ \((.*)\)/.exec(err.message)?.[1];
-}
+/**
+ * TLS settings of every server context: TLS 1.3 only, and no resumption (as ztunnel), so every
+ * connection proves its identity with a full handshake. Node ignores sessionTimeout: 0; without
+ * tickets (and with no 'resumeSession' handler) nothing can resume. The native in-handshake
+ * check also turns tickets and the session cache off in OpenSSL.
+ */
+const SERVER_TLS_OPTIONS = { ...BASE_TLS_OPTIONS, secureOptions: constants.SSL_OP_NO_TICKET } as const;
 
 export class HboneServer {
   readonly server: http2.Http2SecureServer;
@@ -123,16 +127,12 @@ export class HboneServer {
   constructor(private readonly opts: HboneServerOptions) {
     this.server = http2.createSecureServer({
       ...opts.tls,
-      ...BASE_TLS_OPTIONS,
+      ...SERVER_TLS_OPTIONS,
       requestCert: true,
       rejectUnauthorized: true,
       ALPNProtocols: ['h2'],
       allowHTTP1: false,
       handshakeTimeout: opts.handshakeTimeoutMs ?? 10_000,
-      // No resumption (as ztunnel): every connection proves its identity with a full handshake.
-      // Node ignores sessionTimeout: 0; without tickets (and with no 'resumeSession' handler)
-      // nothing can resume. The native in-handshake check also turns tickets off in OpenSSL.
-      secureOptions: constants.SSL_OP_NO_TICKET,
       settings: {
         initialWindowSize: HBONE_STREAM_WINDOW,
         maxConcurrentStreams: HBONE_SERVER_MAX_STREAMS,
@@ -147,10 +147,11 @@ export class HboneServer {
     this.server.on('session', (s) => this.onSession(s));
     this.server.on('stream', (stream, headers) => this.onStream(stream, headers));
     this.server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => {
-      // In-handshake verification fails the handshake with an alert and leaves the reason in
-      // the SSL's verify result; Node's own after-handshake check sets authorizationError.
-      const verify = (socket as TLSSocket & { authorizationError?: string }).authorizationError ?? handshakeVerifyError(err);
-      if (verify === 'TRUST_DOMAIN' || verify === 'IDENTITY') return this.reject('peer_identity', 'IDENTITY_ERROR', handshakeVerifyDetail(err) ?? verify, socket);
+      // In-handshake verification fails the handshake with an alert and puts its reason in the
+      // error text; Node's own after-handshake check (no addon) sets authorizationError.
+      const native = nativeRefusal(err);
+      if (native && (native.reason === 'TRUST_DOMAIN' || native.reason === 'IDENTITY')) return this.reject('peer_identity', 'IDENTITY_ERROR', native.detail, socket);
+      const verify = (socket as TLSSocket & { authorizationError?: string }).authorizationError ?? native?.reason;
       if (verify) return this.reject('peer_certificate', 'TLS_FAILURE', `client certificate rejected: ${verify}`, socket);
       const timeout = err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT';
       this.reject(timeout ? 'handshake_timeout' : 'tls_handshake', 'TLS_FAILURE', err.message.trim(), socket);
@@ -169,7 +170,7 @@ export class HboneServer {
 
   /** Certificate rotation: new handshakes use the new chain, established sessions carry on. */
   setSecureContext(tlsOptions: tls.SecureContextOptions): void {
-    this.server.setSecureContext({ ...tlsOptions, ...BASE_TLS_OPTIONS, secureOptions: constants.SSL_OP_NO_TICKET });
+    this.server.setSecureContext({ ...tlsOptions, ...SERVER_TLS_OPTIONS });
     this.verifyInHandshake();
   }
 

@@ -2,11 +2,9 @@
 // delegates here when --kube is given.
 import { UsageError } from '../../common/errors.js';
 import { outputFormat, type Io, type OptionSpec, type Parsed } from '../command.js';
+import { DEFAULT_KUBE_TIMEOUT_MS, runKubeChecks } from '../../deploy/kube-check.js';
 import { DEFAULT_NAMESPACE } from '../../deploy/render.js';
 import type { CheckResult } from '../../preflight/node-checks.js';
-
-/** per API request; the CLI always passes it, so deploy/kube-check.ts is loaded only for --kube */
-const DEFAULT_TIMEOUT_S = 15;
 
 export const kubeCheckOptions: OptionSpec = {
   kube: { type: 'boolean', default: false },
@@ -20,7 +18,7 @@ export const KUBE_CHECK_HELP = `  --kube                    check the cluster in
                             checks as its agent reports them
   --kubeconfig PATH         with --kube: kubeconfig (default $KUBECONFIG, ~/.kube/config)
   -n, --namespace NS        with --kube: where Weft is installed (default ${DEFAULT_NAMESPACE})
-  --timeout SECONDS         with --kube: per API request (default ${DEFAULT_TIMEOUT_S})`;
+  --timeout SECONDS         with --kube: per API request (default ${DEFAULT_KUBE_TIMEOUT_MS / 1000})`;
 
 export function printChecks(results: CheckResult[], format: 'table' | 'json', io: Io, verdict: [string, string]): number {
   const ok = results.every((r) => r.ok || !r.required);
@@ -43,10 +41,8 @@ export async function checkKube(args: Parsed, io: Io): Promise<number> {
   if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(ns)) throw new UsageError(`--namespace '${ns}' is not a namespace name`);
   const kubeconfig = args.values.kubeconfig as string | undefined;
   const t = args.values.timeout as string | undefined;
-  const seconds = t === undefined ? DEFAULT_TIMEOUT_S : Number(t);
+  const seconds = t === undefined ? DEFAULT_KUBE_TIMEOUT_MS / 1000 : Number(t);
   if (!(seconds > 0) || !Number.isFinite(seconds)) throw new UsageError(`--timeout must be a positive number of seconds, not '${t}'`);
-  // Loaded here: it pulls in @kubernetes/client-node (see common/kube-client.ts).
-  const { runKubeChecks } = await import('../../deploy/kube-check.js');
   const results = await runKubeChecks({ namespace: ns, timeoutMs: seconds * 1000, ...(kubeconfig ? { kubeconfig } : {}) });
   return printChecks(results, format, io, ['Weft is installed and ready on every node.', 'Weft is not ready on this cluster: fix the FAIL lines above.']);
 }
