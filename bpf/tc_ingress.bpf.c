@@ -5,7 +5,12 @@
  * original destination. Left alone: non-TCP, packets not addressed to the pod IP, port 15008
  * (HBONE), probes from the node's address on the pod link, and packets of flows that already
  * have a socket (bpf_skc_lookup_tcp finds one that is not a listener). When an enrolled pod's
- * listener is missing (agent down) new flows are dropped: inbound fails closed. */
+ * listener is missing (agent down) new flows are dropped: inbound fails closed.
+ *
+ * IPv6 is not steered yet (the proxy has no IPv6 listeners), so it fails closed as well: a TCP
+ * SYN without ACK in an IPv6 frame is dropped, anything else passes (ICMPv6 and so neighbour
+ * discovery, UDP, TCP segments of flows that exist). See weft_ipv6_new_tcp for why this needs no
+ * per-pod lookup and how extension headers are handled. */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
@@ -14,11 +19,89 @@
 #define TC_ACT_OK 0
 #define TC_ACT_SHOT 2
 #define ETH_P_IP 0x0800
+#define ETH_P_IPV6 0x86DD
 #define IPPROTO_TCP 6
 #define BPF_TCP_LISTEN_STATE 10
 #define BPF_TCP_TIME_WAIT_STATE 6
 
+/* IPv6 extension headers the kernel walks before the upper-layer header. */
+#define NEXTHDR_HOP 0
+#define NEXTHDR_ROUTING 43
+#define NEXTHDR_FRAGMENT 44
+#define NEXTHDR_AUTH 51
+#define NEXTHDR_DEST 60
+#define NEXTHDR_MOBILITY 135
+#define WEFT_IPV6_MAX_EXT 8 /* longer chains than this are not walked: a SYN may hide behind them */
+
 const volatile __u16 hbone_port = WEFT_PORT_HBONE;
+
+/* New IPv6 TCP flows dropped since this object was loaded (all pods of this agent); read it with
+ * `bpftool map dump name tc_ingre.bss`. */
+__u64 weft_ipv6_syn_dropped = 0;
+
+/* 1 when an IPv6 frame (IPv6 header at offset `off`) must be dropped because it may open a new
+ * TCP connection: a SYN without ACK, or a chain of extension headers this program cannot see
+ * to the end of (longer than WEFT_IPV6_MAX_EXT, or truncated) - a SYN could hide there, and
+ * such frames are rare enough that dropping them costs nothing real. 0 to let it pass.
+ *
+ * Why no per-pod lookup, unlike IPv4: this program is attached only to the eth0 of pods that are
+ * enrolled (enrol attaches it, release detaches it), and there is no sound way to find the pod
+ * from an IPv6 frame. weft_pod_ips holds the pods' IPv4 addresses only (and a pod answers on
+ * addresses nobody registers, e.g. its fe80:: link-local one); bpf_get_netns_cookie(skb) answers
+ * init_net's cookie at ingress (skb->sk is NULL); reading skb->dev's netns through
+ * bpf_cast_to_kern_ctx needs Linux 6.2, above Weft's 5.15 minimum. The attachment itself is the
+ * enrolment: a frame seen here is for an enrolled pod (or one being enrolled or released, where
+ * dropping a new IPv6 flow is equally right). */
+static __always_inline int weft_ipv6_new_tcp(struct __sk_buff *skb, __u32 off)
+{
+	__u8 ip6[8]; /* version/class/flow label, payload length, next header, hop limit */
+	if (bpf_skb_load_bytes(skb, off, ip6, sizeof(ip6)) < 0)
+		return 0; /* shorter than an IPv6 header: the stack drops it */
+	if ((ip6[0] >> 4) != 6)
+		return 0; /* not IPv6: the stack drops it */
+	__u8 next = ip6[6];
+	off += 40;
+
+	for (int i = 0; i < WEFT_IPV6_MAX_EXT; i++) {
+		__u8 ext[4];
+		switch (next) {
+		case IPPROTO_TCP: {
+			__u8 flags;
+			if (bpf_skb_load_bytes(skb, off + 13, &flags, 1) < 0)
+				return 1; /* TCP header cut short (e.g. a tiny first fragment): cannot judge */
+			return (flags & 0x12) == 0x02; /* SYN without ACK */
+		}
+		case NEXTHDR_HOP:
+		case NEXTHDR_ROUTING:
+		case NEXTHDR_DEST:
+		case NEXTHDR_MOBILITY:
+			if (bpf_skb_load_bytes(skb, off, ext, 2) < 0)
+				return 1;
+			next = ext[0];
+			off += ((__u32)ext[1] + 1) * 8;
+			break;
+		case NEXTHDR_AUTH:
+			if (bpf_skb_load_bytes(skb, off, ext, 2) < 0)
+				return 1;
+			next = ext[0];
+			off += ((__u32)ext[1] + 2) * 4;
+			break;
+		case NEXTHDR_FRAGMENT:
+			if (bpf_skb_load_bytes(skb, off, ext, 4) < 0)
+				return 1;
+			/* A later fragment carries no TCP header; its first fragment was judged, and without
+			 * it the packet never reassembles. */
+			if (((ext[2] << 8) | ext[3]) & 0xfff8)
+				return 0;
+			next = ext[0];
+			off += 8;
+			break;
+		default:
+			return 0; /* ICMPv6, UDP, ESP, no next header, ...: not TCP */
+		}
+	}
+	return 1; /* still in extension headers after WEFT_IPV6_MAX_EXT: cannot judge */
+}
 
 SEC("tc")
 int weft_tc_ingress(struct __sk_buff *skb)
@@ -29,8 +112,14 @@ int weft_tc_ingress(struct __sk_buff *skb)
 	struct ethhdr *eth = data;
 	if ((void *)(eth + 1) > end)
 		return TC_ACT_OK;
+	if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
+		if (!weft_ipv6_new_tcp(skb, sizeof(*eth)))
+			return TC_ACT_OK;
+		__sync_fetch_and_add(&weft_ipv6_syn_dropped, 1);
+		return TC_ACT_SHOT; /* fail closed until IPv6 is steered to the proxy */
+	}
 	if (eth->h_proto != bpf_htons(ETH_P_IP))
-		return TC_ACT_OK; /* IPv6 steering comes with connect6 */
+		return TC_ACT_OK;
 
 	struct iphdr *ip = (void *)(eth + 1);
 	if ((void *)(ip + 1) > end)

@@ -1,5 +1,6 @@
 /* Shared by connect4.bpf.c and connect6.bpf.c: the decision to capture an outbound TCP connect
- * to an IPv4 destination, and recording its original destination on the socket for sockops.
+ * to an IPv4 destination, and recording its original destination on the socket for sockops;
+ * and, for connect6, the decision to refuse a native IPv6 destination (not captured yet).
  * Each object includes this once, so each gets its own copy of the configuration below. */
 #ifndef WEFT_CAPTURE_H
 #define WEFT_CAPTURE_H
@@ -24,6 +25,23 @@ static __always_inline int excluded(const struct weft_pod_config *cfg, __u16 por
 	return 0;
 }
 
+/* 1 when Weft acts on this connect (socket `sk`): the pod is enrolled, the socket is not the
+ * agent's own (bypass mark) and the destination port is not one the pod excludes; 0 to leave it.
+ * Address checks (loopback, local) are the caller's. */
+static __always_inline int weft_enrolled_connect(struct bpf_sock_addr *ctx, struct bpf_sock *sk)
+{
+	if (bypass_mark && sk->mark == bypass_mark)
+		return 0;
+
+	__u64 netns = bpf_get_netns_cookie(ctx);
+	struct weft_pod_config *cfg = bpf_map_lookup_elem(&weft_pods, &netns);
+	if (!cfg || !(cfg->flags & WEFT_POD_ENROLLED))
+		return 0;
+	if (excluded(cfg, bpf_ntohs((__u16)ctx->user_port)))
+		return 0;
+	return 1;
+}
+
 /* Returns 1 when this connect to `dst` (IPv4, network order) from an enrolled pod is to be sent
  * to the agent, with its original destination already stored on the socket; 0 to leave it. */
 static __always_inline int weft_capture_ipv4(struct bpf_sock_addr *ctx, __u32 dst)
@@ -34,17 +52,10 @@ static __always_inline int weft_capture_ipv4(struct bpf_sock_addr *ctx, __u32 ds
 	struct bpf_sock *sk = ctx->sk;
 	if (!sk)
 		return 0;
-	if (bypass_mark && sk->mark == bypass_mark)
-		return 0;
-
-	__u64 netns = bpf_get_netns_cookie(ctx);
-	struct weft_pod_config *cfg = bpf_map_lookup_elem(&weft_pods, &netns);
-	if (!cfg || !(cfg->flags & WEFT_POD_ENROLLED))
+	if (!weft_enrolled_connect(ctx, sk))
 		return 0;
 
 	__u16 port = bpf_ntohs((__u16)ctx->user_port);
-	if (excluded(cfg, port))
-		return 0;
 
 	struct weft_orig_dst *orig = bpf_sk_storage_get(&weft_sk_orig, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (!orig)

@@ -19,7 +19,7 @@ export const MIN_KERNEL: [number, number] = [5, 15];
 export const BPF_NEEDS: { progType: string; use: string; helpers: string[] }[] = [
   { progType: 'cgroup_sock_addr', use: 'cgroup/connect4, connect6: outbound capture', helpers: ['get_netns_cookie', 'sk_storage_get', 'map_lookup_elem'] },
   { progType: 'sock_ops', use: 'sockops: original destination by (netns, port)', helpers: ['get_netns_cookie', 'sk_storage_get', 'sk_storage_delete', 'map_update_elem'] },
-  { progType: 'sched_cls', use: 'tc ingress: inbound capture', helpers: ['sk_assign', 'skc_lookup_tcp', 'sk_release', 'map_lookup_elem'] },
+  { progType: 'sched_cls', use: 'tc ingress: inbound capture', helpers: ['sk_assign', 'skc_lookup_tcp', 'sk_release', 'map_lookup_elem', 'skb_load_bytes'] },
 ];
 
 // Capability numbers from linux/capability.h.
