@@ -74,7 +74,7 @@ function frame6(f: Frame6): Buffer {
 }
 
 describe('bpf: tc_ingress on IPv6 frames (BPF_PROG_TEST_RUN)', { skip: privilegedSkip() }, () => {
-  const pinDir = `/sys/fs/bpf/weft-rbpf6-${rand()}`;
+  const pinDir = `/sys/fs/bpf/weft-rbpf-v6${rand()}`; // weft-rbpf-: the prefix bpf-tc-ingress.test.ts uses
   let obj: BpfObject;
   const run = async (f: Frame6) => (await obj.program('weft_tc_ingress').testRun({ data: frame6(f) })).retval;
   const dropped = (): bigint => {
