@@ -9,7 +9,7 @@ import { WeftError } from '../common/errors.js';
 import { logger } from '../common/log.js';
 import { NodeSync } from '../state/node-sync.js';
 import { configDump, type ConfigDump } from '../state/dump.js';
-import { ProxyNode, TlsContexts, meshViewOf } from '../proxy/index.js';
+import { ProxyNode, TlsContexts, meshViewOf, type ConnectionSnapshot } from '../proxy/index.js';
 import { Telemetry } from '../telemetry/telemetry.js';
 import { Registry } from '../telemetry/registry.js';
 import { cgroup2Mount } from '../native/index.js';
@@ -25,6 +25,9 @@ import { runNodeChecks, type CheckResult } from '../preflight/node-checks.js';
 import { DaemonSetWatch, decideOnExit, inClusterKubeConfig, type DaemonSetRef, type ExitDecision } from './exit-policy.js';
 import { NodeChecksPublisher } from './node-checks-publisher.js';
 import { setNetSysctlDir, teardownPodRouting } from './pod-routing.js';
+import { closeFd } from '../native/index.js';
+import { openPodListeners } from './pod-sockets.js';
+import { DataPlaneWorkers } from '../workers/data-plane-workers.js';
 
 const log = logger('agent');
 
@@ -77,6 +80,8 @@ export class Agent {
   readonly registry = new Registry();
   private redirector?: Redirector;
   private enroller?: Enroller;
+  /** data-plane threads besides this one (with redirection and --workers > 0) */
+  workers?: DataPlaneWorkers;
   private readonly endpoints: Endpoint[] = [];
   private draining = false;
   private readyTimer?: NodeJS.Timeout;
@@ -134,8 +139,22 @@ export class Agent {
     if (o.redirect) {
       setNetSysctlDir(o.proc);
       this.redirector = await Redirector.open({ agentId: o.agentId, bpffs: o.bpffs, bypassMark: DEFAULT_BYPASS_MARK });
+      if (o.workers > 0) {
+        this.workers = new DataPlaneWorkers({
+          count: o.workers, nodeName: o.node, trustDomain: o.trustDomain, state: this.sync.state, tls: this.tls,
+          mapsDir: this.redirector.pins.mapsDir, proxy: {}, registry: this.registry,
+          openListeners: async (pod) => {
+            const fds = await openPodListeners(pod.net!.netnsPath, pod.net!.bypassMark);
+            return { outbound: { fd: fds.outbound }, inboundPlaintext: { fd: fds.inboundPlaintext }, hbone: { fd: fds.hbone } };
+          },
+          closeListeners: (l) => {
+            for (const t of Object.values(l)) if (t && 'fd' in t) closeFd(t.fd);
+          },
+        });
+        await this.workers.start();
+      }
       this.enroller = new Enroller({
-        node: o.node, trustDomain: o.trustDomain, state: this.sync.state, proxy: this.proxy, redirector: this.redirector,
+        node: o.node, trustDomain: o.trustDomain, state: this.sync.state, proxy: this.proxy, workers: this.workers, redirector: this.redirector,
         discovery: new PodDiscovery({ proc: o.proc, cgroupMount: requireCgroup2(), cgroupRoot: o.cgroupRoot }),
         registry: this.registry, bypassMark: DEFAULT_BYPASS_MARK,
       });
@@ -143,11 +162,14 @@ export class Agent {
     const get = handlers.getOnly;
     this.endpoints.push(await serve('admin', o.admin, {
       '/config_dump': get((_q, res) => handlers.json(res, 200, this.configDump())),
-      '/connections': get((_q, res) => handlers.json(res, 200, this.proxy.connections())),
+      '/connections': get((_q, res) => void this.allConnections().then((c) => handlers.json(res, 200, c))),
       '/logging': get(handlers.logging),
       '/healthz/ready': get((_q, res) => this.readyHandler(res)),
     }));
-    const metrics = get((_q, res) => res.writeHead(200, { 'content-type': Registry.contentType }).end(this.registry.render()));
+    const metrics = get((_q, res) => {
+      // The workers' series are added to the main thread's (one process, one set of metrics).
+      void (this.workers?.metrics() ?? Promise.resolve([])).then((others) => res.writeHead(200, { 'content-type': Registry.contentType }).end(this.registry.render(others)));
+    });
     this.endpoints.push(await serve('metrics', o.metrics, { '/metrics': metrics, '/stats/prometheus': metrics }));
     this.endpoints.push(await serve('readiness', o.readiness, { '/healthz/ready': get((_q, res) => this.readyHandler(res)) }));
     this.sync.start();
@@ -178,6 +200,7 @@ export class Agent {
     if (this.draining) return;
     log.info({ workloads: this.sync.state.workloads().length, identities: this.sync.localIdentities().length }, 'xDS synced');
     this.proxy.setReady();
+    this.workers?.setReady();
     if (this.enroller) {
       try {
         await this.enroller.start();
@@ -254,9 +277,10 @@ export class Agent {
     };
   }
 
-  /** Live proxied connections (for tests and `weft connections`). */
-  connections(): ReturnType<ProxyNode['connections']> {
-    return this.proxy.connections();
+  /** Live proxied connections of every data-plane thread (`/connections`, `weft connections`). */
+  async allConnections(): Promise<ConnectionSnapshot[]> {
+    const others = (await this.workers?.connections()) ?? [];
+    return [...this.proxy.connections(), ...others].sort((a, b) => a.startedAt.localeCompare(b.startedAt));
   }
 
   /**
@@ -297,7 +321,7 @@ export class Agent {
     const decision = await this.decideExit();
     this.daemonSetWatch?.stop();
     log.info({ release: decision.release, reason: decision.reason }, decision.release ? 'no successor: releasing every pod' : 'pods stay captured for the next agent');
-    log.info({ deadlineMs, connections: this.proxy.connections().length }, 'draining');
+    log.info({ deadlineMs, connections: (await this.allConnections()).length }, 'draining');
     // Releasing must not race an enrolment in flight; keeping needs no wait.
     if (decision.release) await this.enroller?.stopAndWait(5000);
     else this.enroller?.stop();
@@ -305,21 +329,14 @@ export class Agent {
     // proxied ones drain; the in-pod routing they use goes after the drain.
     const released = decision.release ? await this.releaseRedirection() : [];
     await Promise.all(this.endpoints.map((e) => e.close().catch(() => undefined)));
-    const deadline = t0 + deadlineMs;
-    const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-    // Each pod proxy stops accepting (a new agent's SO_REUSEPORT listeners, with
-    // tcp_migrate_req, take what is queued) and sends its HBONE peers the two-step GOAWAY.
-    const pods = this.proxy.pods();
-    for (const p of pods) void p.drain(deadlineMs).catch(() => undefined);
-    // HBONE sessions still in their TLS handshake when the listeners closed show up later:
-    // each round GOAWAYs the new ones too. Established connections get until the deadline.
-    do {
-      await sleep(Math.max(0, Math.min(500, deadline - Date.now())));
-      await Promise.all(pods.map((p) => p.hbone.drain(Math.max(0, Math.min(500, deadline - Date.now()))).catch(() => undefined)));
-    } while (this.proxy.connections().length > 0 && Date.now() < deadline);
-    const left = this.proxy.connections().length;
-    if (left) log.warn({ connections: left }, 'drain deadline reached; closing the remaining connections');
+    // Every thread's pod proxies stop accepting (a new agent's SO_REUSEPORT listeners, with
+    // tcp_migrate_req, take what is queued), GOAWAY their HBONE peers and give established
+    // connections until the deadline.
+    const remaining = Math.max(0, t0 + deadlineMs - Date.now());
+    const [here, there] = await Promise.all([this.proxy.drain(remaining), this.workers?.drain(remaining) ?? 0]);
+    if (here + there) log.warn({ connections: here + there }, 'drain deadline reached; closing the remaining connections');
     await this.proxy.close().catch((err: Error) => log.warn({ err: err.message }, 'closing the proxy failed'));
+    await this.workers?.close().catch((err: Error) => log.warn({ err: err.message }, 'closing the data-plane workers failed'));
     if (decision.release && this.redirector) {
       for (const netns of released) await teardownPodRouting(netns).catch(() => undefined);
       // Also pods whose release failed above, then the agent's pin directory and maps.

@@ -6,9 +6,10 @@
 import { EventEmitter } from 'node:events';
 import { logger } from '../common/log.js';
 import { WeftError } from '../common/errors.js';
-import { closeFd, netnsCookie } from '../native/index.js';
+import { closeFd } from '../native/index.js';
 import type { Redirector } from '../redirect/index.js';
 import type { ProxyNode } from '../proxy/index.js';
+import type { DataPlaneWorkers } from '../workers/data-plane-workers.js';
 import type { Registry, Counter, Gauge } from '../telemetry/registry.js';
 import type { WorkloadState } from '../state/workload-state.js';
 import { workloadIdentity } from '../state/node-sync.js';
@@ -16,7 +17,7 @@ import { TunnelProtocol, type Workload } from '../xds/gen/istio/workload/workloa
 import { ipFromBytes } from '../proxy/addresses.js';
 import type { PodDiscovery, PodProcess } from './pod-discovery.js';
 import { setupPodRouting, teardownPodRouting } from './pod-routing.js';
-import { appDialer, openPodListeners, outboundDialer, type PodListenerFds } from './pod-sockets.js';
+import { openPodListeners, podNetHooks, type PodListenerFds } from './pod-sockets.js';
 
 const log = logger('enrolment');
 
@@ -60,6 +61,8 @@ export interface EnrollerOptions {
   trustDomain: string;
   state: WorkloadState;
   proxy: ProxyNode;
+  /** data-plane worker threads beside the main thread's proxy (each serves every pod too) */
+  workers?: DataPlaneWorkers;
   redirector: Redirector;
   discovery: PodDiscovery;
   registry: Registry;
@@ -253,17 +256,11 @@ export class Enroller extends EventEmitter<{ change: [] }> {
       const redirector = this.opts.redirector;
       const pod = this.opts.proxy.addPod({
         uid, ips: [ip], identity,
-        hooks: {
-          dialOut: outboundDialer(netns, this.opts.bypassMark),
-          dialApp: appDialer(netns),
-          originalDst: async (s) => {
-            const d = await redirector.takeOriginalDestination(netnsCookie(s), s.remotePort ?? 0);
-            return d ? { ip: d.address, port: d.port } : undefined;
-          },
-        },
+        hooks: podNetHooks(netns, this.opts.bypassMark, (cookie, port) => redirector.takeOriginalDestination(cookie, port)),
       });
       handed = true;
       await pod.listen({ outbound: { fd: fds.outbound }, inboundPlaintext: { fd: fds.inboundPlaintext }, hbone: { fd: fds.hbone } });
+      await this.opts.workers?.addPod({ uid, ips: [ip], identity, net: { netnsPath: netns, bypassMark: this.opts.bypassMark } });
       await redirector.enrol(
         { uid, netnsPath: proc.netnsPath, cgroupPath: proc.cgroupPath, ip, nodeGatewayIp: routing.gateway },
         { inboundListenerFd: fds.inboundPlaintext },
@@ -277,7 +274,10 @@ export class Enroller extends EventEmitter<{ change: [] }> {
       log.info({ uid, pod: `${w.namespace}/${w.name}`, ip, identity, pid: proc.pid, netns: proc.netnsPath, cgroup: proc.cgroupPath, ms: Math.round(performance.now() - started) }, 'pod enrolled');
     } catch (err) {
       // Undo whatever was made, in reverse.
-      if (handed) await this.opts.proxy.removePod(uid).catch(() => undefined);
+      if (handed) {
+        await this.opts.proxy.removePod(uid).catch(() => undefined);
+        await this.opts.workers?.removePod(uid);
+      }
       else if (fds) for (const fd of Object.values(fds)) closeFd(fd);
       if (proc) {
         await this.opts.redirector.release(uid).catch(() => undefined);
@@ -303,6 +303,7 @@ export class Enroller extends EventEmitter<{ change: [] }> {
     const uid = e.info.uid;
     try {
       await this.opts.proxy.removePod(uid);
+      await this.opts.workers?.removePod(uid);
       await this.opts.redirector.release(uid);
       if (e.netnsPath) await teardownPodRouting(e.netnsPath);
       this.changes.inc({ result: 'released' });

@@ -2,6 +2,7 @@
 // clear usage error and never a half-started agent.
 import { basename, dirname, isAbsolute, resolve } from 'node:path';
 import { isIP } from 'node:net';
+import { availableParallelism } from 'node:os';
 import { UsageError } from '../common/errors.js';
 import { DEFAULT_TRUST_DOMAIN } from '../identity/spiffe.js';
 import { ON_EXIT_MODES, type OnExit } from './exit-policy.js';
@@ -43,6 +44,15 @@ export interface AgentOptions {
   onExit: OnExit;
   /** written (JSON: pid, time) the first time the agent is ready, removed when it stops */
   readyFile?: string | undefined;
+  /** data-plane worker threads besides the main thread (0: the main thread alone) */
+  workers: number;
+}
+
+export const MAX_WORKERS = 16;
+
+/** CPUs - 1 (the main thread also proxies), at most 3, at least 0. */
+export function defaultWorkers(cpus = availableParallelism()): number {
+  return Math.max(0, Math.min(3, cpus - 1));
 }
 
 /** 'HOST:PORT', ':PORT' (all addresses) or '[v6]:PORT'. */
@@ -80,6 +90,7 @@ export interface RawAgentFlags {
   'ready-file'?: string;
   'no-redirect'?: boolean;
   'on-exit'?: string;
+  workers?: string;
 }
 
 export function agentOptionsFromFlags(f: RawAgentFlags): AgentOptions {
@@ -99,6 +110,8 @@ export function agentOptionsFromFlags(f: RawAgentFlags): AgentOptions {
   if (cgroupRoot !== undefined && !isAbsolute(cgroupRoot)) throw new UsageError(`--cgroup-root must be an absolute path, not '${cgroupRoot}'`);
   const onExit = (f['on-exit'] ?? 'auto') as OnExit;
   if (!ON_EXIT_MODES.includes(onExit)) throw new UsageError(`--on-exit must be one of ${ON_EXIT_MODES.join(', ')}, not '${f['on-exit']}'`);
+  const workersFlag = f.workers ?? String(defaultWorkers());
+  if (!/^\d+$/.test(workersFlag) || Number(workersFlag) > MAX_WORKERS) throw new UsageError(`--workers must be a whole number from 0 to ${MAX_WORKERS}, not '${f.workers}'`);
   const td = f['trust-domain'] ?? DEFAULT_TRUST_DOMAIN;
   if (!/^[a-zA-Z0-9]([-a-zA-Z0-9.]*[a-zA-Z0-9])?$/.test(td)) throw new UsageError(`--trust-domain '${td}' is not a valid trust domain`);
   return {
@@ -118,5 +131,6 @@ export function agentOptionsFromFlags(f: RawAgentFlags): AgentOptions {
     redirect: !f['no-redirect'],
     onExit,
     readyFile: f['ready-file'] ? resolve(f['ready-file']) : undefined,
+    workers: Number(workersFlag),
   };
 }

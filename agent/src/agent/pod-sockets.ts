@@ -3,8 +3,9 @@
 // proxy's outbound dials (bypass mark: never captured) and its dials to the pod's own app from
 // the client's IP (IP_TRANSPARENT + APP_MARK, see pod-routing.ts).
 import net from 'node:net';
-import { closeFd, listenInNetns, socketInNetns } from '../native/index.js';
-import type { AppDialer, TcpDialer } from '../proxy/index.js';
+import { closeFd, listenInNetns, netnsCookie, socketInNetns } from '../native/index.js';
+import type { AppDialer, PodNetHooks, TcpDialer } from '../proxy/index.js';
+import type { OrigDst } from '../redirect/index.js';
 import { APP_MARK } from './pod-routing.js';
 
 export const OUTBOUND_PORT = 15001;
@@ -51,5 +52,20 @@ export function appDialer(netns: string): AppDialer {
       ? await socketInNetns({ netns, transparent: true, mark: APP_MARK, bind: { host: src.ip } })
       : await socketInNetns({ netns, mark: APP_MARK });
     return connecting(fd, dst.ip, dst.port);
+  };
+}
+
+/** Finds the original destination of a :15001 connection (the redirect maps, deleted on read). */
+export type OrigDstReader = (netnsCookie: bigint, peerPort: number) => Promise<OrigDst | undefined>;
+
+/** Every socket hook of one pod's proxy: the same on the agent's main thread and in its workers. */
+export function podNetHooks(netns: string, bypassMark: number, takeOrigDst: OrigDstReader): PodNetHooks {
+  return {
+    dialOut: outboundDialer(netns, bypassMark),
+    dialApp: appDialer(netns),
+    originalDst: async (s) => {
+      const d = await takeOrigDst(netnsCookie(s), s.remotePort ?? 0);
+      return d ? { ip: d.address, port: d.port } : undefined;
+    },
   };
 }

@@ -17,8 +17,21 @@ export function logger(component: string, bindings: Record<string, unknown> = {}
   return root.child({ component, ...bindings });
 }
 
+const levelListeners = new Set<(level: string) => void>();
+
 export function setLogLevel(level: string): void {
   root.level = level;
+  for (const l of levelListeners) l(level);
+}
+
+export function logLevel(): string {
+  return root.level;
+}
+
+/** Calls `cb` on every setLogLevel (data-plane workers follow the agent's level); returns an unsubscribe. */
+export function onLogLevel(cb: (level: string) => void): () => void {
+  levelListeners.add(cb);
+  return () => levelListeners.delete(cb);
 }
 
 export function flushLogs(): void {

@@ -39,6 +39,8 @@ export interface LabUpOptions {
   signal?: AbortSignal;
   /** Start the controller and one agent per node (default false in the library; `weft lab up` starts them). */
   mesh?: boolean;
+  /** the agents' --workers (default: theirs, CPUs - 1 capped at 3) */
+  agentWorkers?: number;
 }
 
 export interface MeshStatus {
@@ -177,7 +179,7 @@ export class Lab {
         await removeLab(name);
       }
       try {
-        await lab.build(nodes, podsPerNode, progress, options.signal, options.mesh ?? false);
+        await lab.build(nodes, podsPerNode, progress, options.signal, options.mesh ?? false, options.agentWorkers);
       } catch (err) {
         progress(`build failed, removing what was made: ${(err as Error).message}`);
         await removeLab(name).catch(() => undefined);
@@ -195,7 +197,7 @@ export class Lab {
     return lab;
   }
 
-  private async build(nodeCount: number, podsPerNode: number, progress: (m: string) => void, signal?: AbortSignal, mesh = false): Promise<void> {
+  private async build(nodeCount: number, podsPerNode: number, progress: (m: string) => void, signal?: AbortSignal, mesh = false, agentWorkers?: number): Promise<void> {
     signal?.throwIfAborted();
     const slot = claimSlot(this.name);
     const plan = addressPlan(slot);
@@ -242,7 +244,7 @@ export class Lab {
     }
     if (mesh) {
       signal?.throwIfAborted();
-      await this.startMeshLocked(rt, progress);
+      await this.startMeshLocked(rt, progress, agentWorkers);
     }
     rt.phase = 'up';
     writeRuntime(this.stateDir, rt);
@@ -326,8 +328,8 @@ export class Lab {
     await withLabLock(this.name, () => removeLab(this.name));
   }
 
-  private async startMeshLocked(rt: LabRuntime, progress: (m: string) => void): Promise<void> {
-    const mesh: MeshRuntime = rt.mesh ?? { agents: [], nextGeneration: 1 };
+  private async startMeshLocked(rt: LabRuntime, progress: (m: string) => void, agentWorkers?: number): Promise<void> {
+    const mesh: MeshRuntime = rt.mesh ?? { agents: [], nextGeneration: 1, ...(agentWorkers !== undefined ? { agentWorkers } : {}) };
     rt.mesh = mesh;
     try {
       if (!mesh.controller || !processAlive(mesh.controller.pid, mesh.controller.pidStart || undefined)) {

@@ -36,6 +36,8 @@ export interface MeshRuntime {
   agents: AgentProcess[];
   /** next agent generation (restart-agent starts generation n+1 beside n) */
   nextGeneration: number;
+  /** the agents' --workers, when the lab was brought up with one */
+  agentWorkers?: number;
 }
 
 export class MeshStartError extends WeftError {
@@ -178,6 +180,7 @@ export async function startAgent(lab: string, stateDir: string, rt: LabRuntime, 
     'agent', '--node', node, '--controller', mesh.controller.listen, '--token-file', token, '--ca-root', mesh.controller.caRoot,
     '--bpffs-dir', join(BPFFS, agentId(lab, node)), '--cgroup-root', n.cgroup, '--drain-deadline', options.drainDeadline ?? '5s',
     '--ready-file', readyFile,
+    ...(mesh.agentWorkers !== undefined ? ['--workers', String(mesh.agentWorkers)] : []),
   ];
   const p: AgentProcess = { ...spawnMeshProcess(join(meshCgroupDir(rt, lab), `agent-${node}-${generation}.scope`), netnsPath(n.netnsName), argv, log), node, generation };
   mesh.agents.push(p);

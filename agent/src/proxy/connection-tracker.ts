@@ -1,6 +1,7 @@
 // Every proxied connection is a ConnectionRecord from the moment it is accepted until its
 // relay finishes: counted opened/closed in metrics, written once to the access log, listed for
 // the admin endpoint, and re-checked against policy when the mesh changes.
+import { threadId } from 'node:worker_threads';
 import type { Duplex } from 'node:stream';
 import { relay, type RelayHandle } from './relay.js';
 import type { Telemetry } from '../telemetry/telemetry.js';
@@ -20,6 +21,8 @@ export class PolicyChangeError extends WeftError {
 
 export interface ConnectionSnapshot extends ConnectionInfo {
   id: number;
+  /** the data-plane thread that holds it (0: the agent's main thread) */
+  thread: number;
   state: 'connecting' | 'established';
   startedAt: string;
   durationMs: number;
@@ -30,7 +33,8 @@ export interface ConnectionSnapshot extends ConnectionInfo {
 /** Returns why the connection is no longer allowed, or undefined while it still is. */
 export type Recheck = () => string | undefined;
 
-let nextId = 1;
+// Ids stay unique across the agent's data-plane threads (each thread has its own tracker).
+let nextId = threadId * 2 ** 32 + 1;
 
 export class ConnectionRecord {
   readonly id = nextId++;
@@ -87,6 +91,7 @@ export class ConnectionRecord {
   snapshot(): ConnectionSnapshot {
     return {
       id: this.id,
+      thread: threadId,
       ...this.info,
       state: this.handle ? 'established' : 'connecting',
       startedAt: new Date(this.startedAt).toISOString(),

@@ -164,6 +164,25 @@ export class ProxyNode extends EventEmitter<{ ready: [] }> {
     return this.tracker.list();
   }
 
+  /**
+   * Graceful stop of every pod proxy: listeners close (a SO_REUSEPORT peer, with
+   * tcp_migrate_req, takes what is queued), HBONE peers get the two-step GOAWAY, and
+   * established connections get until `deadlineMs` from now. Resolves with how many are left.
+   */
+  async drain(deadlineMs: number): Promise<number> {
+    const deadline = Date.now() + deadlineMs;
+    const left = () => Math.max(0, deadline - Date.now());
+    const pods = this.pods();
+    for (const p of pods) void p.drain(deadlineMs).catch(() => undefined);
+    // Sessions still in their TLS handshake when the listeners closed show up later: each
+    // round GOAWAYs the new ones too.
+    do {
+      await new Promise((r) => setTimeout(r, Math.min(500, left())));
+      await Promise.all(pods.map((p) => p.hbone.drain(Math.min(500, left())).catch(() => undefined)));
+    } while (this.tracker.size > 0 && left() > 0);
+    return this.tracker.size;
+  }
+
   async close(): Promise<void> {
     this.unsubscribe();
     await Promise.all(this.pods().map((p) => this.removePod(p.uid)));

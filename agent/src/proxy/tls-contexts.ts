@@ -29,7 +29,7 @@ interface Entry {
   client?: tls.SecureContext;
 }
 
-export class TlsContexts extends EventEmitter<{ rotated: [identity: string] }> {
+export class TlsContexts extends EventEmitter<{ rotated: [identity: string]; deleted: [identity: string] }> {
   private readonly entries = new Map<string, Entry>();
   private roots: string;
 
@@ -59,7 +59,12 @@ export class TlsContexts extends EventEmitter<{ rotated: [identity: string] }> {
   }
 
   delete(identity: string): void {
-    this.entries.delete(identity);
+    if (this.entries.delete(identity)) this.emit('deleted', identity);
+  }
+
+  /** Every identity's certificate (to hand the whole set to a data-plane worker). */
+  list(): Array<[identity: string, cert: WorkloadCertificate]> {
+    return [...this.entries].map(([id, e]) => [id, e.cert]);
   }
 
   /** Options for tls.Server / setSecureContext: our chain, verifying clients against the roots. */

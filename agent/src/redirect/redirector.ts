@@ -9,12 +9,13 @@ import { isIPv4 } from 'node:net';
 import { InvalidArgumentError, WeftError } from '../common/errors.js';
 import { logger } from '../common/log.js';
 import {
-  decodeEnrolment, decodeOrigDst, decodeOrigKey, decodeUid, encodeEnrolment, encodeNetnsKey, encodeOrigKey, encodePodConfig, encodeU64, encodeUid, encodeIpKey,
-  ENROL_DONE, ENROL_PENDING, type Enrolment, type OrigDst, AF_INET, decodePodConfig, type PodConfig,
+  decodeEnrolment, decodeOrigKey, decodeUid, encodeEnrolment, encodeNetnsKey, encodePodConfig, encodeU64, encodeUid, encodeIpKey,
+  ENROL_DONE, ENROL_PENDING, type Enrolment, type OrigDst, decodePodConfig, type PodConfig,
 } from './codec.js';
 import { PodGoneError, PodNotEnrolledError, RedirectAttachError, RedirectSetupError } from './errors.js';
 import type { Kernel, LoadedPrograms } from './kernel.js';
 import { KeyedMutex } from './keyed-mutex.js';
+import { takeOriginalDestination } from './orig-dst.js';
 import { CGROUP_LINKS, PinLayout, checkUid, type CgroupLinkName } from './pins.js';
 
 const log = logger('redirect');
@@ -247,11 +248,7 @@ export class Redirector {
    * accepted socket's SO_NETNS_COOKIE and peer port. The entry is deleted on read.
    */
   async takeOriginalDestination(netnsCookie: bigint, peerPort: number): Promise<OrigDst | undefined> {
-    const key = encodeOrigKey({ netnsCookie, port: peerPort, family: AF_INET });
-    const v = await this.progs.maps.origDst.lookup(key);
-    if (!v) return undefined;
-    await this.progs.maps.origDst.delete(key);
-    return decodeOrigDst(v);
+    return takeOriginalDestination(this.progs.maps.origDst, netnsCookie, peerPort);
   }
 
   /**

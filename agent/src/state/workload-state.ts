@@ -21,7 +21,7 @@ function ipKey(network: string, ip: string): string {
   return network ? `${network}/${ip}` : ip;
 }
 
-export class WorkloadState extends EventEmitter<{ change: [StateChange] }> {
+export class WorkloadState extends EventEmitter<{ change: [StateChange]; applied: [XdsUpdate] }> {
   private readonly workloadsByUid = new Map<string, Workload>();
   private readonly workloadsByIp = new Map<string, Workload>();
   private readonly servicesByKey = new Map<string, Service>();
@@ -35,6 +35,7 @@ export class WorkloadState extends EventEmitter<{ change: [StateChange] }> {
     else if (update.typeUrl === AUTHORIZATION_TYPE_URL) this.applyPolicies(update);
     else throw new InvalidResourceError(update.typeUrl, 'unknown type URL');
     this.emit('change', { typeUrl: update.typeUrl, changed: update.resources.map((r) => r.name), removed: update.removed });
+    this.emit('applied', update);
   }
 
   private applyAddresses(update: XdsUpdate): void {

@@ -55,13 +55,53 @@ abstract class Metric {
     return this.series.get(this.key(labels))?.value ?? 0;
   }
 
-  render(): string {
+  /** Refreshes computed values (gauges with a collect function). */
+  collect(): void {}
+
+  snapshot(): MetricSnapshot {
+    this.collect();
+    return { name: this.name, help: this.help, type: this.type, labelNames: this.labelNames, series: [...this.series.values()].map((s) => ({ labels: s.labels, value: s.value })) };
+  }
+
+  render(others: readonly MetricSnapshot[] = []): string {
+    this.collect();
+    let all: Iterable<Series> = this.series.values();
+    if (others.length) {
+      // Series of the same labels from other threads add up (counters and count-like gauges).
+      const sum = new Map<string, Series>();
+      for (const [k, s] of this.series) sum.set(k, { labels: s.labels, value: s.value });
+      for (const o of others) {
+        for (const s of o.series) {
+          const k = this.key(s.labels);
+          const cur = sum.get(k);
+          if (cur) cur.value += s.value;
+          else sum.set(k, { labels: s.labels, value: s.value });
+        }
+      }
+      all = sum.values();
+    }
     let out = `# HELP ${this.name} ${escapeHelp(this.help)}\n# TYPE ${this.name} ${this.type}\n`;
-    for (const s of this.series.values()) {
-      const ls = this.labelNames.map((n) => `${n}="${escapeLabel(s.labels[n]!)}"`).join(',');
+    for (const s of all) {
+      const ls = this.labelNames.map((n) => `${n}="${escapeLabel(s.labels[n] ?? '')}"`).join(',');
       out += `${this.name}${ls ? `{${ls}}` : ''} ${formatValue(s.value)}\n`;
     }
     return out;
+  }
+}
+
+/** A metric's values as plain data: what a data-plane worker sends for the agent to add up. */
+export interface MetricSnapshot {
+  name: string;
+  help: string;
+  type: 'counter' | 'gauge';
+  labelNames: readonly string[];
+  series: Array<{ labels: Labels; value: number }>;
+}
+
+/** A metric only another thread has (rendered from its snapshots). */
+class ForeignMetric extends Metric {
+  constructor(s: MetricSnapshot) {
+    super(s.name, s.help, s.labelNames, s.type);
   }
 }
 
@@ -90,9 +130,8 @@ export class Gauge extends Metric {
   dec(labels: Labels = {}, by = 1): void {
     this.entry(labels).value -= by;
   }
-  override render(): string {
+  override collect(): void {
     this.collectFn?.(this);
-    return super.render();
   }
 }
 
@@ -113,11 +152,21 @@ export class Registry {
     return this.register(new Gauge(name, help, labelNames, collect));
   }
 
-  /** The Prometheus text exposition of every metric. */
-  render(): string {
+  /**
+   * The Prometheus text exposition of every metric; with `others` (other threads' snapshots),
+   * each series is the sum over this registry and them.
+   */
+  render(others: readonly MetricSnapshot[][] = []): string {
+    const byName = new Map<string, MetricSnapshot[]>();
+    for (const snap of others) for (const m of snap) byName.set(m.name, [...(byName.get(m.name) ?? []), m]);
     let out = '';
-    for (const m of this.metrics.values()) out += m.render();
+    for (const m of this.metrics.values()) out += m.render(byName.get(m.name));
+    for (const [name, snaps] of byName) if (!this.metrics.has(name)) out += new ForeignMetric(snaps[0]!).render(snaps);
     return out;
+  }
+
+  snapshot(): MetricSnapshot[] {
+    return [...this.metrics.values()].map((m) => m.snapshot());
   }
 
   static readonly contentType = 'text/plain; version=0.0.4; charset=utf-8';

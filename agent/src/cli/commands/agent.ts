@@ -10,6 +10,7 @@ export const agentCommand: Command = {
     'weft agent --node NAME --controller HOST:PORT --token-file FILE --ca-root FILE [--trust-domain TD]',
     '           [--admin 127.0.0.1:15000] [--metrics :15020] [--readiness :15021] [--bpffs-dir /sys/fs/bpf/weft-NODE]',
     '           [--cgroup-root DIR] [--proc /proc] [--drain-deadline 5s] [--ready-file PATH] [--no-redirect] [--on-exit auto|release|keep]',
+    '           [--workers N]',
   ],
   help: `Connects to the controller (delta ADS and CA, authenticated with the node token), keeps
 the workloads, services, policies and the certificates of this node's mesh pods, and captures
@@ -33,6 +34,9 @@ Options:
   --ready-file PATH       written ({pid, time}) once the agent is first ready, removed at exit: lets a
                           supervisor wait for this very agent while another one serves :15021
   --no-redirect           control plane only: no capture, no pod listeners
+  --workers N             data-plane worker threads besides the main thread (default: CPUs - 1, at
+                          most 3); each serves every pod from its own SO_REUSEPORT listeners and the
+                          kernel spreads new connections over the threads. 0: main thread only
   --on-exit MODE          what SIGTERM does with the captured pods: keep (pins stay, pods fail
                           closed until the next agent), release (detach everything: pods back to
                           plaintext, as before Weft), auto (default: in Kubernetes release only if
@@ -56,6 +60,7 @@ node annotation weft.io/node-checks at start and whenever a result changes.`,
     'ready-file': { type: 'string' },
     'no-redirect': { type: 'boolean' },
     'on-exit': { type: 'string' },
+    workers: { type: 'string' },
   },
   run: async (args, io) => {
     const opts = agentOptionsFromFlags(args.values as RawAgentFlags);
