@@ -7,7 +7,7 @@
 // that dies: its connections are lost, as with a crashed ztunnel, the agent is not.
 import { Worker } from 'node:worker_threads';
 import { logLevel, logger, onLogLevel } from '../common/log.js';
-import { WeftError } from '../common/errors.js';
+import { InvalidArgumentError, WeftError } from '../common/errors.js';
 import type { WorkloadState } from '../state/workload-state.js';
 import type { TlsContexts } from '../proxy/tls-contexts.js';
 import type { ListenOptions } from '../proxy/pod-proxy.js';
@@ -74,7 +74,11 @@ export class DataPlaneWorkers {
   private readonly unsubscribe: Array<() => void> = [];
 
   constructor(private readonly opts: DataPlaneWorkersOptions) {
-    if (!Number.isInteger(opts.count) || opts.count < 0) throw new RangeError(`workers: count must be a whole number >= 0, not ${opts.count}`);
+    if (!Number.isInteger(opts.count) || opts.count < 0) throw new InvalidArgumentError('count', `must be a whole number >= 0, not ${opts.count}`);
+    // Workers start from the updates remembered here: none may have been applied before.
+    if (opts.state.workloads().length || opts.state.services().length || opts.state.policies().length) {
+      throw new InvalidArgumentError('state', 'already holds resources: create the workers before the first xDS update');
+    }
     this.restarts = opts.registry?.counter('weft_data_plane_worker_restarts_total', 'Data-plane worker threads restarted after they died');
     const onApplied = (u: XdsUpdate) => {
       this.remember(u);
@@ -96,6 +100,11 @@ export class DataPlaneWorkers {
 
   get count(): number {
     return this.slots.length;
+  }
+
+  /** The worker threads running now (diagnostics and tests). */
+  threads(): Worker[] {
+    return this.live().map((s) => s.worker!);
   }
 
   /** Starts every worker; resolves when each has the current state and pods. */
