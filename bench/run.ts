@@ -12,6 +12,7 @@ import { parseArgs } from 'node:util';
 import { Lab, sweep, type PodStatus } from '../agent/src/lab/index.js';
 import { fetchConfigDumpInNetns } from '../agent/src/telemetry/admin-client.js';
 import { run } from '../agent/src/common/exec.js';
+import { defaultWorkers } from '../agent/src/agent/options.js';
 import { machineInfo } from './lib/machine.js';
 import { benchPreflight } from './lib/preflight.js';
 import { addSteering, haproxyConfig, issueCert, removeSteering, startHaproxy, type TunnelRoute } from './lib/reference-tunnel.js';
@@ -29,7 +30,10 @@ const RESPONDER = join(here, 'responder.js');
 const HTTP_PORT = 8081;
 const IPERF_PORT = 5201;
 
-const { values: opts } = parseArgs({ options: { full: { type: 'boolean', default: false }, 'cpu-prof': { type: 'boolean', default: false }, rounds: { type: 'string' }, name: { type: 'string', default: 'bench' } } });
+const { values: opts } = parseArgs({ options: { full: { type: 'boolean', default: false }, 'cpu-prof': { type: 'boolean', default: false }, rounds: { type: 'string' }, name: { type: 'string', default: 'bench' }, workers: { type: 'string' } } });
+// The agents' data-plane threads (main + --workers) and HAProxy's nbthread are kept equal.
+const agentWorkers = opts.workers !== undefined ? Number(opts.workers) : defaultWorkers();
+if (!Number.isInteger(agentWorkers) || agentWorkers < 0) throw new Error(`--workers must be a whole number >= 0, not '${opts.workers}'`);
 
 interface Profile {
   rounds: number;
@@ -104,7 +108,7 @@ async function main(): Promise<void> {
   // A lab of this name left by an earlier, killed run is ours: remove it.
   await sweep({ name: opts.name }).catch(() => undefined);
   try { await (await Lab.open(opts.name)).down(); } catch { /* none */ }
-  const lab = await Lab.up({ name: opts.name, nodes: 2, podsPerNode: 1, mesh: true, onProgress: (m) => say(`lab: ${m}`) });
+  const lab = await Lab.up({ name: opts.name, nodes: 2, podsPerNode: 1, mesh: true, agentWorkers, onProgress: (m) => say(`lab: ${m}`) });
   cleanups.push(() => lab.down());
   // Runs before the lab goes: keep the agents' and controller's logs with the results.
   cleanups.push(() => run('cp', ['-r', join(lab.stateDir, 'logs'), join(outDir, 'lab-logs')], { allowFailure: true }));
@@ -150,7 +154,7 @@ async function main(): Promise<void> {
   const haproxy: ChildProcess[] = [];
   for (const n of [node1, node2]) {
     const cfg = join(certDir, `haproxy-${n.name}.cfg`);
-    writeFileSync(cfg, haproxyConfig(n.name, n.ip, routes, certs[n.name as 'node1' | 'node2'], caCert));
+    writeFileSync(cfg, haproxyConfig(n.name, n.ip, routes, certs[n.name as 'node1' | 'node2'], caCert, agentWorkers + 1));
     const p = await startHaproxy(n.netns, cfg);
     killLater(p);
     haproxy.push(p);
@@ -243,7 +247,7 @@ async function main(): Promise<void> {
   const notes: string[] = [];
   const result: RunResult = {
     run: runId, profile: opts.full ? 'full' : 'quick', startedAt: startedAt.toISOString(), rounds: profile.rounds,
-    machine: await machineInfo(weftVersion), config: { ...profile, httpPort: HTTP_PORT, iperfPort: IPERF_PORT, routes }, samples, resources: {}, notes,
+    machine: await machineInfo(weftVersion), config: { ...profile, httpPort: HTTP_PORT, iperfPort: IPERF_PORT, routes, agentThreads: agentWorkers + 1 }, samples, resources: {}, notes,
   };
   const save = () => {
     writeFileSync(join(outDir, 'run.json'), JSON.stringify(result) + '\n');

@@ -180,9 +180,12 @@ Napi::Value SocketInNetns(Info info) {
           InNetns(s->netns, [&] {
             Fd fd = MakeTcpSocket(*s);
             if (s->hasBind) {
-              // Many outbound sockets share a source IP; let the kernel pick the port at connect.
-              if (reinterpret_cast<sockaddr_in*>(&s->bind.ss)->sin_port == 0)
-                SetInt(fd.get(), SOL_IP, IP_BIND_ADDRESS_NO_PORT, 1, "setsockopt(IP_BIND_ADDRESS_NO_PORT)");
+              // The port is picked here, by bind(), not at connect (no IP_BIND_ADDRESS_NO_PORT):
+              // connect() derives its port sequence from (saddr, daddr, dport) with a secret
+              // shared by all netns, so an app dial from a client's IP would walk the very ports
+              // that client's own connect()s took, and could reuse the 4-tuple of a connection
+              // the proxy accepted on :15006 for it (the app's SYN then meets that socket).
+              // bind() starts at a random port of the other parity.
               CheckSys(bind(fd.get(), reinterpret_cast<const sockaddr*>(&s->bind.ss), s->bind.len), "bind", Describe(s->bind));
             }
             *out = fd.release();

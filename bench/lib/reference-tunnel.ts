@@ -43,10 +43,11 @@ export async function issueCert(dir: string, name: string, caCert: string, caKey
 }
 
 /** HAProxy config for one node: outbound listeners for routes from it, TLS listeners for routes to it. */
-export function haproxyConfig(node: string, nodeIp: string, routes: TunnelRoute[], cert: NodeCert, caFile: string): string {
+/** `threads`: HAProxy's nbthread, equal to each Weft agent's data-plane threads. */
+export function haproxyConfig(node: string, nodeIp: string, routes: TunnelRoute[], cert: NodeCert, caFile: string, threads = 1): string {
   const lines = [
     'global',
-    '  nbthread 1',
+    `  nbthread ${threads}`,
     '  maxconn 9000',
     '  ssl-default-bind-options ssl-min-ver TLSv1.3',
     '  ssl-default-server-options ssl-min-ver TLSv1.3',

@@ -116,6 +116,9 @@ export function renderReport(r: RunResult, chartFile = 'latency.svg'): string {
     `Machine: ${m.cpuModel}, ${m.cores} cores, ${m.memoryGiB} GiB, kernel ${m.kernel}, congestion control ${m.congestionControl}, load average at start ${m.loadAvg ?? '?'}. ` +
       `Versions: ${Object.entries(m.versions).map(([k, v]) => `${k} ${v}`).join(', ')}.`,
     '',
+    ...(typeof r.config.agentThreads === 'number'
+      ? [`Threads: each Weft agent proxies on ${r.config.agentThreads} thread(s) (main + \`--workers ${r.config.agentThreads - 1}\`); each HAProxy runs \`nbthread ${r.config.agentThreads}\`.`, '']
+      : []),
     '## Targets (issue 7)',
     '',
     table(['target', 'median', 'rounds min – max', 'goal', 'status'], computeTargets(r).map(targetRow)),
