@@ -234,6 +234,7 @@ const agentObjects: InstallObject[] = [
                 '--trust-domain', val('trustDomain', 'string'),
                 '--proc', '/host/proc',
                 '--drain-deadline', concat(val('agent.drainDeadlineSeconds', 'integer'), 's'),
+                '--workers', concat(val('agent.workers', 'integer')),
               ],
               env: [
                 fieldEnv('WEFT_NODE_NAME', 'spec.nodeName'),

@@ -42,6 +42,10 @@ export const VALUES_SPEC: Spec = {
     tokenAudience: { type: 'string', default: 'weft', doc: 'Audience of the projected service-account token the agent presents to the controller.' },
     terminationGracePeriodSeconds: { type: 'integer', default: 30, minimum: 1, doc: 'How long Kubernetes waits for an agent to stop; keep it above drainDeadlineSeconds.' },
     drainDeadlineSeconds: { type: 'integer', default: 25, minimum: 0, maximum: 3600, doc: 'How long a stopping agent keeps proxying open connections while its successor takes over (weft agent --drain-deadline).' },
+    workers: {
+      type: 'integer', default: 1, minimum: 0, maximum: 16,
+      doc: 'Data-plane worker threads beside the agent\'s main thread (weft agent --workers): each serves\nevery enrolled pod from its own SO_REUSEPORT listeners. Each adds ~20 MB; 0 keeps the proxy on\nthe main thread (memory-bound nodes).',
+    },
     priorityClassName: { type: 'string', default: 'system-node-critical', doc: 'The agent carries every enrolled pod\'s traffic: evict it last.' },
     resources: resources('100m', '128Mi', '1Gi'),
     nodeSelector: { type: 'object', default: { 'kubernetes.io/os': 'linux' }, additionalProperties: { type: 'string' }, doc: 'Nodes that run an agent.' },
