@@ -1,11 +1,13 @@
 // Structured JSON logs (pino) to stderr, so stdout stays free for command output.
 // Every logger carries `component`; the level comes from WEFT_LOG_LEVEL (default info).
+import { isMainThread, threadId } from 'node:worker_threads';
 import { pino, type Logger } from 'pino';
 
 const root: Logger = pino(
   {
     level: process.env.WEFT_LOG_LEVEL ?? 'info',
-    base: { pid: process.pid },
+    // A data-plane worker's lines (access log included) say which thread wrote them.
+    base: isMainThread ? { pid: process.pid } : { pid: process.pid, thread: threadId },
     timestamp: pino.stdTimeFunctions.isoTime,
   },
   pino.destination({ fd: 2, sync: false }),
