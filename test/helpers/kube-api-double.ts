@@ -8,7 +8,7 @@ import { join } from 'node:path';
 
 export type KubeObject = { apiVersion?: string; kind?: string; metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string>; [k: string]: unknown }; [k: string]: unknown };
 
-export interface RequestLog { method: string; path: string; query: string }
+export interface RequestLog { method: string; path: string; query: string; authorization?: string | undefined }
 
 export class KubeApiDouble {
   gitVersion = 'v1.31.2';
@@ -23,6 +23,9 @@ export class KubeApiDouble {
   readonly failures = new Map<string, number>();
   /** paths that never answer (a hung API server or proxy) */
   readonly hang = new Set<string>();
+  /** open watches (GET <collection>?watch=1): watchEvent() writes to the ones it matches */
+  private readonly watches = new Set<{ res: ServerResponse; collection: string; url: URL }>();
+  private rv = 100;
   private server: Server | undefined;
   private dir: string | undefined;
   port = 0;
@@ -52,6 +55,29 @@ export class KubeApiDouble {
     return path;
   }
 
+  /** Sends a watch event (ERROR: `o` is a Status) to the open watches of `collection` whose field selector matches. */
+  watchEvent(collection: string, type: 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK' | 'ERROR', o: KubeObject | Record<string, unknown>): number {
+    let sent = 0;
+    if (type !== 'ERROR') (o as KubeObject).metadata.resourceVersion = String(++this.rv);
+    for (const w of this.watches) {
+      if (w.res.writableEnded || w.res.destroyed || w.collection !== collection || (type !== 'ERROR' && this.select([o as KubeObject], w.url).length === 0)) continue;
+      w.res.write(`${JSON.stringify({ type, object: o })}\n`);
+      sent++;
+    }
+    return sent;
+  }
+
+  /** Ends every open watch (as an API server does at timeoutSeconds or on restart). */
+  endWatches(): void {
+    for (const w of this.watches) w.res.end();
+    this.watches.clear();
+  }
+
+  /** How many watches are open. */
+  get openWatches(): number {
+    return this.watches.size;
+  }
+
   put(table: Map<string, KubeObject>, o: KubeObject): void {
     table.set(o.metadata.namespace ? `${o.metadata.namespace}/${o.metadata.name}` : o.metadata.name, o);
   }
@@ -59,7 +85,7 @@ export class KubeApiDouble {
   private handle(req: IncomingMessage, res: ServerResponse): void {
     const url = new URL(req.url ?? '/', 'http://x');
     const path = url.pathname;
-    this.requests.push({ method: req.method ?? 'GET', path, query: url.search });
+    this.requests.push({ method: req.method ?? 'GET', path, query: url.search, authorization: req.headers.authorization });
     const send = (code: number, body: unknown) => {
       res.writeHead(code, { 'content-type': 'application/json' });
       res.end(JSON.stringify(body));
@@ -85,7 +111,7 @@ export class KubeApiDouble {
       return;
     }
     if (req.method !== 'GET') return status(405, 'MethodNotAllowed', `${req.method} is not supported by the double`);
-    const list = (kind: string, apiVersion: string, items: KubeObject[]) => send(200, { kind: `${kind}List`, apiVersion, metadata: { resourceVersion: '1' }, items });
+    const list = (kind: string, apiVersion: string, items: KubeObject[]) => send(200, { kind: `${kind}List`, apiVersion, metadata: { resourceVersion: String(this.rv) }, items });
     let m: RegExpExecArray | null;
 
     if (path === '/version') {
@@ -107,7 +133,17 @@ export class KubeApiDouble {
     if ((m = /^\/apis\/apps\/v1\/namespaces\/([^/]+)\/(deployments|daemonsets)(?:\/([^/]+))?$/.exec(path))) {
       const table = m[2] === 'deployments' ? this.deployments : this.daemonsets;
       const kind = m[2] === 'deployments' ? 'Deployment' : 'DaemonSet';
-      if (!m[3]) return list(kind, 'apps/v1', this.select([...table.values()].filter((o) => o.metadata.namespace === m![1]), url));
+      const items = () => this.select([...table.values()].filter((o) => o.metadata.namespace === m![1]), url);
+      if (!m[3] && ['1', 'true'].includes(url.searchParams.get('watch') ?? '')) {
+        // a watch stays open; without a resourceVersion it starts with the objects there now
+        res.writeHead(200, { 'content-type': 'application/json' });
+        if (!url.searchParams.get('resourceVersion')) for (const o of items()) res.write(`${JSON.stringify({ type: 'ADDED', object: o })}\n`);
+        const w = { res, collection: path, url };
+        this.watches.add(w);
+        res.on('close', () => this.watches.delete(w));
+        return;
+      }
+      if (!m[3]) return list(kind, 'apps/v1', items());
       const o = table.get(`${m[1]}/${m[3]}`);
       return o ? send(200, o) : notFound(`${m[2]}.apps`, m[3]);
     }

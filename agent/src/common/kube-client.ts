@@ -2,7 +2,8 @@
 // ~70 MB of RSS in every process, including agents that never talk to a Kubernetes API (the lab)
 // and every CLI command; and a larger heap makes each major GC of the data plane dearer, since
 // every byte relayed allocates buffers that trigger them. Modules import its types with
-// `import type` and get its values through kubeClient().
+// `import type` and get its values through kubeClient(). The agent does not use it at all: it has
+// its own small client (kube-api.ts); only the controller and `weft check --kube` load this.
 export type KubeClientModule = typeof import('@kubernetes/client-node');
 
 let loading: Promise<KubeClientModule> | undefined;
