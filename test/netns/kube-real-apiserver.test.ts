@@ -10,13 +10,16 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { once } from 'node:events';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { status, type ServiceError } from '@grpc/grpc-js';
 import { controlPlaneBinaries, RealKubeApiServer } from '../helpers/kube-real-apiserver.js';
 import { parseObjects } from '../../agent/src/deploy/render.js';
 import { publishNodeChecks } from '../../agent/src/deploy/node-checks-annotation.js';
-import { decideFromDaemonSet } from '../../agent/src/agent/exit-policy.js';
+import { DaemonSetWatch, decideFromDaemonSet } from '../../agent/src/agent/exit-policy.js';
+import { kubeConnectionFromConfig } from '../../agent/src/common/kube-api.js';
 import { CaClient } from '../../agent/src/identity/ca-client.js';
 import { createCsr } from '../../agent/src/identity/csr.js';
 import { generateP256 } from '../../agent/src/identity/keys.js';
@@ -173,7 +176,7 @@ describe('the Kubernetes install against a real kube-apiserver', { skip: 'skip' 
     r = check();
     assert.equal(r.byName.get('node node1 checks')?.detail, 'the agent has not published weft.io/node-checks');
     // the agent's in-cluster token (audience: the API server), bound to its pod
-    const agentKc = api.kubeConfig(await api.token(NS, 'weft-agent', [api.apiAudience], agentPod));
+    const agentKc = kubeConnectionFromConfig(api.kubeConfig(await api.token(NS, 'weft-agent', [api.apiAudience], agentPod)));
     await publishNodeChecks(agentKc, 'node1', [
       { name: 'kernel', ok: true, required: true, detail: '6.1.0-test' },
       { name: 'btf', ok: true, required: true, detail: '/sys/kernel/btf/vmlinux' },
@@ -201,9 +204,24 @@ describe('the Kubernetes install against a real kube-apiserver', { skip: 'skip' 
     const other = await decideFromDaemonSet(agentKc, { namespace: NS, name: 'other' });
     assert.equal(other.release, false);
     assert.match(other.reason, /403/);
+    // the agent's own client as it runs in a pod (the token read from a file for every request):
+    // its Role lets it list and watch that DaemonSet by name, so it sees the DaemonSet and its changes
+    const sa = mkdtempSync(join(tmpdir(), 'weft-sa-'));
+    const watch = new DaemonSetWatch({ server: api.server, caPem: api.caPem, tokenFile: join(sa, 'token') }, { namespace: NS, name: 'weft-agent' }, { initialMs: 100, maxMs: 500 });
+    try {
+      writeFileSync(join(sa, 'token'), await api.token(NS, 'weft-agent', [api.apiAudience], agentPod));
+      watch.start();
+      await until(() => watch.observations >= 1, 'the agent\'s watch to list its DaemonSet');
+      await api.must('PATCH', `/apis/apps/v1/namespaces/${NS}/daemonsets/weft-agent`, { metadata: { annotations: { 'test.weft.io/touched': '1' } } }, { contentType: 'application/merge-patch+json' });
+      await until(() => watch.observations >= 2, 'the MODIFIED event of the DaemonSet');
+      assert.equal(watch.deletionSeen, undefined);
+    } finally {
+      watch.stop();
+      rmSync(sa, { recursive: true, force: true });
+    }
     // an account without the agent's ClusterRole: the error carries the API's own reason
     await api.must('POST', `/api/v1/namespaces/${NS}/serviceaccounts`, { metadata: { name: 'not-the-agent' } });
-    await assert.rejects(publishNodeChecks(api.kubeConfig(await api.token(NS, 'not-the-agent', [api.apiAudience])), 'node1', [], '0.0.0-test'), (e: Error) => {
+    await assert.rejects(publishNodeChecks(kubeConnectionFromConfig(api.kubeConfig(await api.token(NS, 'not-the-agent', [api.apiAudience]))), 'node1', [], '0.0.0-test'), (e: Error) => {
       assert.match(e.message, /cannot publish weft\.io\/node-checks on node node1: HTTP 403: nodes "node1" is forbidden: User "system:serviceaccount:weft-system:not-the-agent" cannot patch resource "nodes"/);
       return true;
     });

@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { KubeConfig } from '@kubernetes/client-node';
 import { loadKubeConfig } from '../../agent/src/deploy/kube-check.js';
-import { decideFromDaemonSet, decideOnExit, inClusterKubeConfig } from '../../agent/src/agent/exit-policy.js';
+import { decideFromDaemonSet, decideOnExit } from '../../agent/src/agent/exit-policy.js';
+import { inClusterConnection, kubeConnectionFromConfig, type KubeConnection } from '../../agent/src/common/kube-api.js';
 import { agentOptionsFromFlags } from '../../agent/src/agent/options.js';
 import { renderManifest } from '../../agent/src/deploy/render.js';
 import { KubeApiDouble, daemonset } from '../helpers/kube-api-double.js';
@@ -31,10 +32,10 @@ function allowed(rules: Rule[], a: { verb: string; group: string; resource: stri
 
 describe('agent exit policy: release the pods only when no successor will come', () => {
   const api = new KubeApiDouble();
-  let kc: KubeConfig;
+  let kc: KubeConnection;
   before(async () => {
     await api.start();
-    kc = await loadKubeConfig(api.kubeconfigFile());
+    kc = kubeConnectionFromConfig(await loadKubeConfig(api.kubeconfigFile()));
   });
   after(() => api.stop());
   beforeEach(() => {
@@ -87,7 +88,7 @@ describe('agent exit policy: release the pods only when no successor will come',
       clusters: [{ name: 'c', server: 'http://127.0.0.1:1', skipTLSVerify: true }], users: [{ name: 'u', token: 't' }],
       contexts: [{ name: 'x', cluster: 'c', user: 'u' }], currentContext: 'x',
     });
-    d = await decideFromDaemonSet(gone, DS);
+    d = await decideFromDaemonSet(kubeConnectionFromConfig(gone), DS);
     assert.equal(d.release, false);
     assert.match(d.reason, /cannot read DaemonSet mesh\/weft-agent .*fail closed/);
   });
@@ -97,7 +98,7 @@ describe('agent exit policy: release the pods only when no successor will come',
     const d = await decideFromDaemonSet(kc, DS, 3000, 'DaemonSet mesh/weft-agent was deleted');
     assert.equal(d.release, true);
     assert.match(d.reason, /was deleted \(seen by the agent's watch; reading it now: HTTP 403/);
-    const ctx = await decideOnExit({ mode: 'auto', kube: { kc, daemonSet: DS, deletionSeen: 'DaemonSet mesh/weft-agent is being deleted' } });
+    const ctx = await decideOnExit({ mode: 'auto', kube: { conn: kc, daemonSet: DS, deletionSeen: 'DaemonSet mesh/weft-agent is being deleted' } });
     assert.equal(ctx.release, true);
     // what the API answers wins over what was seen: a DaemonSet there again means a successor
     api.failures.clear();
@@ -128,15 +129,15 @@ describe('agent exit policy: release the pods only when no successor will come',
   it('modes: release and keep are unconditional; auto outside Kubernetes keeps (the lab starts the successor first)', async () => {
     assert.equal((await decideOnExit({ mode: 'release' })).release, true);
     api.put(api.daemonsets, daemonset(NS, 'weft-agent', {}, 1, 1));
-    assert.equal((await decideOnExit({ mode: 'release', kube: { kc, daemonSet: DS } })).release, true);
-    assert.equal((await decideOnExit({ mode: 'keep', kube: { kc, daemonSet: DS } })).release, false);
+    assert.equal((await decideOnExit({ mode: 'release', kube: { conn: kc, daemonSet: DS } })).release, true);
+    assert.equal((await decideOnExit({ mode: 'keep', kube: { conn: kc, daemonSet: DS } })).release, false);
     const outside = await decideOnExit({ mode: 'auto' });
     assert.equal(outside.release, false);
     assert.match(outside.reason, /not running in Kubernetes/);
-    assert.equal((await decideOnExit({ mode: 'auto', kube: { kc, daemonSet: DS } })).release, false);
+    assert.equal((await decideOnExit({ mode: 'auto', kube: { conn: kc, daemonSet: DS } })).release, false);
     api.daemonsets.clear();
-    assert.equal((await decideOnExit({ mode: 'auto', kube: { kc, daemonSet: DS } })).release, true);
-    const noNs = await decideOnExit({ mode: 'auto', kube: { kc, daemonSet: undefined } });
+    assert.equal((await decideOnExit({ mode: 'auto', kube: { conn: kc, daemonSet: DS } })).release, true);
+    const noNs = await decideOnExit({ mode: 'auto', kube: { conn: kc, daemonSet: undefined } });
     assert.deepEqual([noNs.release, /WEFT_POD_NAMESPACE/.test(noNs.reason)], [false, true]);
   });
 
@@ -149,19 +150,21 @@ describe('agent exit policy: release the pods only when no successor will come',
     assert.throws(() => agentOptionsFromFlags({ ...base, 'on-exit': 'purge' }), (e: Error & { code?: string }) => e.code === 'WEFT_E_USAGE' && /--on-exit must be one of release, keep, auto/.test(e.message));
   });
 
-  it('in-cluster config only inside a pod (service env and service-account token)', async () => {
+  it('in-cluster connection only inside a pod (service env and service-account token); IPv6 hosts in brackets', async () => {
     const root = mkdtempSync(join(tmpdir(), 'weft-incluster-'));
     try {
       const env = { KUBERNETES_SERVICE_HOST: '198.18.0.1', KUBERNETES_SERVICE_PORT: '443' };
-      assert.equal(await inClusterKubeConfig({}, root), undefined);
-      assert.equal(await inClusterKubeConfig(env, root), undefined, 'no token: not in a pod');
+      assert.equal(inClusterConnection({}, root), undefined);
+      assert.equal(inClusterConnection(env, root), undefined, 'no token: not in a pod');
       const sa = join(root, 'var/run/secrets/kubernetes.io/serviceaccount');
       mkdirSync(sa, { recursive: true });
       writeFileSync(join(sa, 'token'), 'tok');
-      const before = process.env.KUBERNETES_SERVICE_HOST;
-      const got = await inClusterKubeConfig(env, root);
-      assert.equal(got?.getCurrentCluster()?.server, 'https://198.18.0.1:443');
-      assert.equal(process.env.KUBERNETES_SERVICE_HOST, before, 'process env untouched');
+      let got = inClusterConnection(env, root);
+      assert.deepEqual(got, { server: 'https://198.18.0.1:443', tokenFile: join(sa, 'token') });
+      writeFileSync(join(sa, 'ca.crt'), 'CA PEM');
+      writeFileSync(join(sa, 'namespace'), 'mesh\n');
+      got = inClusterConnection({ KUBERNETES_SERVICE_HOST: 'fd00:198:18::1', KUBERNETES_SERVICE_PORT: '6443' }, root);
+      assert.deepEqual(got, { server: 'https://[fd00:198:18::1]:6443', tokenFile: join(sa, 'token'), caPem: 'CA PEM', namespace: 'mesh' });
     } finally {
       rmSync(root, { recursive: true, force: true });
     }

@@ -6,8 +6,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { KubeConfig } from '@kubernetes/client-node';
 import { loadKubeConfig } from '../../agent/src/deploy/kube-check.js';
+import { kubeConnectionFromConfig, type KubeConnection } from '../../agent/src/common/kube-api.js';
 import { NodeChecksPublisher } from '../../agent/src/agent/node-checks-publisher.js';
 import { Agent, agentOptionsFromFlags } from '../../agent/src/agent/index.js';
 import { NODE_CHECKS_ANNOTATION } from '../../agent/src/deploy/objects.js';
@@ -30,7 +30,7 @@ async function until(what: string, f: () => boolean, ms = 5000): Promise<void> {
 
 describe('agent node checks annotation', () => {
   const api = new KubeApiDouble();
-  let kc: KubeConfig;
+  let kc: KubeConnection;
   const published = (n: string) => {
     const v = api.nodes.get(n)?.metadata.annotations?.[NODE_CHECKS_ANNOTATION];
     return v === undefined ? undefined : (JSON.parse(v) as { version: string; ok: boolean; checks: CheckResult[] });
@@ -38,7 +38,7 @@ describe('agent node checks annotation', () => {
   const patches = () => api.requests.filter((r) => r.method === 'PATCH').length;
   before(async () => {
     await api.start();
-    kc = await loadKubeConfig(api.kubeconfigFile());
+    kc = kubeConnectionFromConfig(await loadKubeConfig(api.kubeconfigFile()));
   });
   after(() => api.stop());
   beforeEach(() => {
@@ -50,7 +50,7 @@ describe('agent node checks annotation', () => {
 
   it('publishes at start, not again while nothing changes, again when a result changes; other annotations stay', async () => {
     let checks = [ok];
-    const p = new NodeChecksPublisher({ kc, node: 'n1', version: '9.9.9', run: async () => checks, intervalMs: 20 });
+    const p = new NodeChecksPublisher({ conn: kc, node: 'n1', version: '9.9.9', run: async () => checks, intervalMs: 20 });
     await p.start();
     try {
       assert.deepEqual(published('n1'), { ...published('n1')!, version: '9.9.9', ok: true, checks: [ok] });
@@ -69,7 +69,7 @@ describe('agent node checks annotation', () => {
 
   it('a refused or failing publish is not fatal and is retried at the next check', async () => {
     api.failures.set('/api/v1/nodes/n1', 403);
-    const p = new NodeChecksPublisher({ kc, node: 'n1', version: '1', run: async () => [ok], intervalMs: 20 });
+    const p = new NodeChecksPublisher({ conn: kc, node: 'n1', version: '1', run: async () => [ok], intervalMs: 20 });
     await p.start(); // resolves despite the 403
     try {
       assert.equal(p.count, 0);
@@ -85,7 +85,7 @@ describe('agent node checks annotation', () => {
 
   it('checks that throw are logged and skipped; a node that does not exist is not fatal', async () => {
     let fail = true;
-    const p = new NodeChecksPublisher({ kc, node: 'nope', version: '1', run: async () => { if (fail) throw new Error('probe crashed'); return [ok]; }, intervalMs: 20 });
+    const p = new NodeChecksPublisher({ conn: kc, node: 'nope', version: '1', run: async () => { if (fail) throw new Error('probe crashed'); return [ok]; }, intervalMs: 20 });
     await p.start();
     try {
       assert.equal(patches(), 0);

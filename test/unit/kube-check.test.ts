@@ -8,6 +8,7 @@ import { main } from '../../agent/src/cli/main.js';
 import { NODE_CHECKS_ANNOTATION } from '../../agent/src/deploy/objects.js';
 import { loadKubeConfig, WEFT_CRDS } from '../../agent/src/deploy/kube-check.js';
 import { nodeChecksAnnotation, publishNodeChecks } from '../../agent/src/deploy/node-checks-annotation.js';
+import { kubeConnectionFromConfig } from '../../agent/src/common/kube-api.js';
 import { checkBpfFeatures, checkKernel, type CheckResult } from '../../agent/src/preflight/node-checks.js';
 import { KubeApiDouble, crd, daemonset, deployment, node, pod } from '../helpers/kube-api-double.js';
 
@@ -135,7 +136,7 @@ describe('weft check --kube', () => {
 
   it('what an agent publishes with publishNodeChecks is what weft check --kube reports', async () => {
     api.put(api.nodes, node('node-b', { labels: { team: 'x' }, annotations: { other: 'kept' } }));
-    const kc = await loadKubeConfig(api.kubeconfigFile());
+    const kc = kubeConnectionFromConfig(await loadKubeConfig(api.kubeconfigFile()));
     await publishNodeChecks(kc, 'node-b', [checkKernel('5.4.0'), btfOk], '0.1.0');
     const patched = api.nodes.get('node-b')!;
     assert.equal(patched.metadata.annotations!.other, 'kept', 'other annotations are untouched');

@@ -18,11 +18,11 @@ import { Enroller, type EnrolmentInfo } from './enroller.js';
 import { PodDiscovery } from './pod-discovery.js';
 import { handlers, serve, type Endpoint } from './http-endpoints.js';
 import type { AgentOptions } from './options.js';
-import type { KubeConfig } from '@kubernetes/client-node';
+import { inClusterConnection, type KubeConnection } from '../common/kube-api.js';
 import { AGENT } from '../deploy/objects.js';
 import { VERSION } from '../common/version.js';
 import { runNodeChecks, type CheckResult } from '../preflight/node-checks.js';
-import { DaemonSetWatch, decideOnExit, inClusterKubeConfig, type DaemonSetRef, type ExitDecision } from './exit-policy.js';
+import { DaemonSetWatch, decideOnExit, type DaemonSetRef, type ExitDecision } from './exit-policy.js';
 import { NodeChecksPublisher } from './node-checks-publisher.js';
 import { setNetSysctlDir, teardownPodRouting } from './pod-routing.js';
 import { closeFd } from '../native/index.js';
@@ -64,8 +64,8 @@ function requireCgroup2(): string {
 
 /** What the agent takes from its surroundings; tests pass their own. */
 export interface AgentEnvironment {
-  /** Kubernetes API access (default: the in-cluster config when in a pod; null: none) */
-  kube?: KubeConfig | null;
+  /** Kubernetes API access (default: the in-cluster connection when in a pod; null: none) */
+  kube?: KubeConnection | null;
   /** the agent's DaemonSet (default: weft-agent in $WEFT_POD_NAMESPACE) */
   daemonSet?: DaemonSetRef;
   /** the node checks to publish (default runNodeChecks) */
@@ -86,7 +86,7 @@ export class Agent {
   private draining = false;
   private readyTimer?: NodeJS.Timeout;
   private stopped?: Promise<void>;
-  private readonly kube: KubeConfig | undefined;
+  private readonly kube: KubeConnection | undefined;
   private nodeChecks?: NodeChecksPublisher;
   private daemonSetWatch?: DaemonSetWatch;
   private readyFileWritten = false;
@@ -123,7 +123,7 @@ export class Agent {
 
   static async start(opts: AgentOptions, env: AgentEnvironment = {}): Promise<Agent> {
     // null: never talk to Kubernetes; undefined: the in-cluster config when running in a pod.
-    const kube = env.kube === null ? null : (env.kube ?? (await inClusterKubeConfig()) ?? null);
+    const kube = env.kube === null ? null : (env.kube ?? inClusterConnection() ?? null);
     const a = new Agent(opts, { ...env, kube });
     try {
       await a.startParts();
@@ -176,7 +176,7 @@ export class Agent {
     log.info({ node: o.node, controller: o.controller, agentId: o.agentId, redirect: o.redirect, onExit: o.onExit, kubernetes: !!this.kube }, 'agent started; waiting for xDS');
     if (this.kube) {
       this.nodeChecks = new NodeChecksPublisher({
-        kc: this.kube, node: o.node, version: VERSION, run: this.env.nodeChecks ?? runNodeChecks, intervalMs: this.env.nodeChecksIntervalMs,
+        conn: this.kube, node: o.node, version: VERSION, run: this.env.nodeChecks ?? runNodeChecks, intervalMs: this.env.nodeChecksIntervalMs,
       });
       void this.nodeChecks.start();
       const ds = this.daemonSetRef();
@@ -301,7 +301,7 @@ export class Agent {
   /** Decides (once) whether stopping releases the pods: no successor will take them over. */
   async decideExit(): Promise<ExitDecision> {
     this.exitDecision ??= this.redirector
-      ? await decideOnExit({ mode: this.opts.onExit, kube: this.kube ? { kc: this.kube, daemonSet: this.daemonSetRef(), deletionSeen: this.daemonSetWatch?.deletionSeen } : undefined })
+      ? await decideOnExit({ mode: this.opts.onExit, kube: this.kube ? { conn: this.kube, daemonSet: this.daemonSetRef(), deletionSeen: this.daemonSetWatch?.deletionSeen } : undefined })
       : { release: false, reason: 'no redirection (--no-redirect)' };
     return this.exitDecision;
   }

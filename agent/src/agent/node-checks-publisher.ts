@@ -1,7 +1,7 @@
 // Publishes this node's preflight results as the node annotation `weft check --kube` reads:
 // at start, then again whenever a result changes (re-checked every interval). A failure to
 // publish is logged and retried at the next check; it never stops the agent.
-import type { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConnection } from '../common/kube-api.js';
 import { logger } from '../common/log.js';
 import { publishNodeChecks } from '../deploy/node-checks-annotation.js';
 import type { CheckResult } from '../preflight/node-checks.js';
@@ -9,7 +9,7 @@ import type { CheckResult } from '../preflight/node-checks.js';
 const log = logger('node-checks');
 
 export interface NodeChecksPublisherOptions {
-  kc: KubeConfig;
+  conn: KubeConnection;
   node: string;
   version: string;
   run: () => Promise<CheckResult[]>;
@@ -52,7 +52,7 @@ export class NodeChecksPublisher {
     const key = JSON.stringify(checks);
     if (key === this.published || this.stopped) return;
     try {
-      await publishNodeChecks(this.opts.kc, this.opts.node, checks, this.opts.version);
+      await publishNodeChecks(this.opts.conn, this.opts.node, checks, this.opts.version);
       const changed = this.published !== undefined;
       this.published = key;
       this.count++;

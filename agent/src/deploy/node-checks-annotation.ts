@@ -1,8 +1,8 @@
 // The agent's side of `weft check --kube`: it publishes its node preflight (the same
 // CheckResult[] `weft check` prints) as the node annotation weft.io/node-checks, with a JSON
-// merge patch that touches nothing else. The agent's ClusterRole grants nodes get/patch for this.
-import type { KubeConfig } from '@kubernetes/client-node';
-import { kubeClient } from '../common/kube-client.js';
+// merge patch (application/merge-patch+json) that touches nothing else, sent by the agent's own
+// client (common/kube-api.ts). The agent's ClusterRole grants nodes get/patch for this.
+import { kubePatch, type KubeConnection } from '../common/kube-api.js';
 import { WeftError } from '../common/errors.js';
 import { kubeErrorReason } from '../common/kube-api-error.js';
 import type { CheckResult } from '../preflight/node-checks.js';
@@ -30,11 +30,9 @@ export function nodeChecksPatch(value: string): { metadata: { annotations: Recor
 }
 
 /** Publishes the checks on the agent's node (call at start and when a result changes). */
-export async function publishNodeChecks(kc: KubeConfig, nodeName: string, checks: CheckResult[], version: string): Promise<void> {
-  const { CoreV1Api, PatchStrategy, setHeaderOptions } = await kubeClient();
-  const core = kc.makeApiClient(CoreV1Api);
+export async function publishNodeChecks(conn: KubeConnection, nodeName: string, checks: CheckResult[], version: string, timeoutMs = 10_000): Promise<void> {
   try {
-    await core.patchNode({ name: nodeName, body: nodeChecksPatch(nodeChecksAnnotation(checks, version)) }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+    await kubePatch(conn, `/api/v1/nodes/${encodeURIComponent(nodeName)}`, 'merge', nodeChecksPatch(nodeChecksAnnotation(checks, version)), { timeoutMs });
   } catch (err) {
     throw new NodeChecksPublishError(nodeName, kubeErrorReason(err));
   }
