@@ -49,7 +49,7 @@ interface Profile {
 }
 const ALL_POINTS: Array<[number, number]> = [[200, 4], [1000, 4], [200, 64], [1000, 64]];
 const QUICK: Profile = {
-  rounds: 3, bulkSeconds: 2, latSeconds: 2, warmup: 0.5, churnSeconds: 2, churnWorkers: 16, handshakeSeconds: 2, idleConnections: 0,
+  rounds: 3, bulkSeconds: 2, latSeconds: 2, warmup: 0.5, churnSeconds: 2, churnWorkers: 16, handshakeSeconds: 2, idleConnections: 10_000,
   cross: { streams: [1, 4], points: ALL_POINTS }, same: { streams: [1], points: [[1000, 4]] },
 };
 const FULL: Profile = {

@@ -160,7 +160,7 @@ export function renderReport(r: RunResult, chartFile = 'latency.svg'): string {
   resRows.push(['Agents RSS idle (sum of both, MB)', fmt(res.agentsRssIdleMB ?? NaN, 1)]);
   const rssLoad = lat.find((k) => k.startsWith('cross') && k.includes('1000rps'));
   if (rssLoad) resRows.push([`Agents RSS at ${rssLoad} (sum, MB)`, fmtSpread(metricSpread(s, rssLoad, 'b', (x) => x.agentsRssMB), 1)]);
-  resRows.push([`Largest agent RSS with ${res.idleConnections ?? 10_000} idle connections (MB)`, res.agentsRssIdleConnsMB !== undefined ? fmt(res.agentsRssIdleConnsMB, 1) : 'not measured (--full only)']);
+  resRows.push([`Largest agent RSS with ${res.idleConnections ?? 10_000} idle connections (MB)`, res.agentsRssIdleConnsMB !== undefined ? fmt(res.agentsRssIdleConnsMB, 1) : 'not measured']);
   if (res.handshakesPerSec !== undefined) {
     resRows.push(['Full mTLS handshakes to the server agent :15008 (per s)', fmt(res.handshakesPerSec, 0)]);
     resRows.push(['… server agent CPU during them (vCPU)', fmt((res.handshakeAgentCpuSec ?? NaN) / (res.handshakeWallSec ?? NaN), 2)]);
