@@ -161,6 +161,7 @@ export function renderReport(r: RunResult, chartFile = 'latency.svg'): string {
   const rssLoad = lat.find((k) => k.startsWith('cross') && k.includes('1000rps'));
   if (rssLoad) resRows.push([`Agents RSS at ${rssLoad} (sum, MB)`, fmtSpread(metricSpread(s, rssLoad, 'b', (x) => x.agentsRssMB), 1)]);
   resRows.push([`Largest agent RSS with ${res.idleConnections ?? 10_000} idle connections (MB)`, res.agentsRssIdleConnsMB !== undefined ? fmt(res.agentsRssIdleConnsMB, 1) : 'not measured']);
+  if (res.agentsRssIdleConnsLaterMB !== undefined) resRows.push([`… the same 30 s after they opened (MB)`, fmt(res.agentsRssIdleConnsLaterMB, 1)]);
   if (res.handshakesPerSec !== undefined) {
     resRows.push(['Full mTLS handshakes to the server agent :15008 (per s)', fmt(res.handshakesPerSec, 0)]);
     resRows.push(['… server agent CPU during them (vCPU)', fmt((res.handshakeAgentCpuSec ?? NaN) / (res.handshakeWallSec ?? NaN), 2)]);

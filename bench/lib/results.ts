@@ -51,6 +51,8 @@ export interface RunResult {
   resources: {
     agentsRssIdleMB?: number;
     agentsRssIdleConnsMB?: number;
+    /** the same, 30 s after the last connection opened */
+    agentsRssIdleConnsLaterMB?: number;
     idleConnections?: number;
     handshakesPerSec?: number;
     handshakeAgentCpuSec?: number;
