@@ -10,6 +10,7 @@ import { ProxyNode, TlsContexts, meshViewOf, type PodNetHooks } from '../proxy/i
 import { Telemetry } from '../telemetry/telemetry.js';
 import { Registry } from '../telemetry/registry.js';
 import { podNetHooks } from '../agent/pod-sockets.js';
+import { closeFd } from '../native/index.js';
 import { openOriginalDestinations } from '../redirect/orig-dst.js';
 import type { Call, FromWorker, ToWorker, WorkerInit } from './messages.js';
 
@@ -49,8 +50,15 @@ async function call(c: Call): Promise<unknown> {
   switch (c.method) {
     case 'addPod': {
       const { uid, ips, identity, net, listen } = c.pod;
-      const hooks = hooksOf(net);
-      const pod = proxy.addPod({ uid, ips, identity, ...(hooks ? { hooks } : {}) });
+      let pod;
+      try {
+        const hooks = hooksOf(net);
+        pod = proxy.addPod({ uid, ips, identity, ...(hooks ? { hooks } : {}) });
+      } catch (err) {
+        // No listener was taken: the fds handed over are still only ours to close.
+        for (const t of Object.values(listen)) if (t && 'fd' in t) closeFd(t.fd);
+        throw err;
+      }
       try {
         return await pod.listen(listen);
       } catch (err) {

@@ -55,6 +55,9 @@ interface Slot {
   calls: Map<number, { resolve: (v: unknown) => void; reject: (reason: WorkerCallFailure, detail: string) => void; timer: NodeJS.Timeout }>;
   /** resolves when the current worker has every pod */
   up?: Promise<void>;
+  /** pods the current worker has or is being given (a pod added while a restarted worker is
+   * being replayed must reach it once, not twice) */
+  pods: Set<string>;
   failures: number;
   startedAt: number;
   restartTimer?: NodeJS.Timeout;
@@ -95,7 +98,7 @@ export class DataPlaneWorkers {
       () => opts.tls.off('deleted', onDeleted),
       onLogLevel((level) => this.broadcast({ t: 'logLevel', level })),
     );
-    for (let i = 1; i <= opts.count; i++) this.slots.push({ index: i, calls: new Map(), failures: 0, startedAt: 0 });
+    for (let i = 1; i <= opts.count; i++) this.slots.push({ index: i, calls: new Map(), pods: new Set(), failures: 0, startedAt: 0 });
   }
 
   get count(): number {
@@ -130,6 +133,7 @@ export class DataPlaneWorkers {
 
   async removePod(uid: string): Promise<void> {
     this.pods.delete(uid);
+    for (const s of this.slots) s.pods.delete(uid);
     await Promise.all(this.live().map((s) => this.call(s, { method: 'removePod', uid }).catch((err: Error) => log.warn({ worker: s.index, uid, err: err.message }, 'removing a pod from a worker failed'))));
   }
 
@@ -197,12 +201,17 @@ export class DataPlaneWorkers {
   }
 
   private async addPodTo(s: Slot, pod: WorkerPodSpec): Promise<void> {
-    const listen = await this.opts.openListeners(pod);
+    if (s.pods.has(pod.uid)) return;
+    const pods = s.pods;
+    pods.add(pod.uid);
+    let listen: ListenOptions | undefined;
     try {
+      listen = await this.opts.openListeners(pod);
       await this.call(s, { method: 'addPod', pod: { ...pod, listen } });
     } catch (err) {
+      pods.delete(pod.uid);
       // Once posted, the listeners are the worker's (its servers close them, or its exit does).
-      if ((err as WorkerCallError).reason === 'down') this.opts.closeListeners?.(listen);
+      if (listen && (err as WorkerCallError).reason === 'down') this.opts.closeListeners?.(listen);
       throw err;
     }
   }
@@ -219,6 +228,7 @@ export class DataPlaneWorkers {
     };
     const w = new Worker(WORKER_URL, { workerData: init, name: `weft-data-plane-${s.index}` });
     s.worker = w;
+    s.pods = new Set();
     s.startedAt = Date.now();
     w.on('message', (m: FromWorker) => {
       const c = s.calls.get(m.id);
