@@ -3,7 +3,7 @@
 // own :15008 listener: the workers know the workload, hold the certificate and are ready only
 // through what the main thread forwarded; a policy applied on the main thread refuses new
 // streams and closes open ones in every worker; metrics and connections add up over the
-// threads; a worker that dies is restarted with everything replayed.
+// threads; a worker that dies is restarted with everything replayed, its counters kept.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
@@ -164,6 +164,9 @@ describe('data-plane worker threads, in process', () => {
     }
     assert.match(registry.render(), /^weft_data_plane_worker_restarts_total 1$/m);
     assert.equal(workers.threads().length, 2);
+    // The dead worker's count (read at the last scrape) stays in the sum: counters never go back.
+    const text = registry.render(await workers.metrics());
+    assert.equal(metricSum(text, 'istio_tcp_connections_opened_total', { reporter: 'destination', source_principal: CLIENT }), 3, 'two before the restart, one after');
   });
 
   it('a policy applied on the main thread closes open connections and refuses new ones in every worker', async () => {

@@ -28,6 +28,7 @@ import { setNetSysctlDir, teardownPodRouting } from './pod-routing.js';
 import { closeFd } from '../native/index.js';
 import { openPodListeners } from './pod-sockets.js';
 import { DataPlaneWorkers } from '../workers/data-plane-workers.js';
+import { openOriginalDestinations, type OriginalDestinations } from '../redirect/orig-dst.js';
 
 const log = logger('agent');
 
@@ -82,6 +83,8 @@ export class Agent {
   private enroller?: Enroller;
   /** data-plane threads besides this one (with redirection and --workers > 0) */
   workers?: DataPlaneWorkers;
+  /** the original-destination map the workers borrow (open while they run) */
+  private origDst?: OriginalDestinations;
   private readonly endpoints: Endpoint[] = [];
   private draining = false;
   private readyTimer?: NodeJS.Timeout;
@@ -142,7 +145,7 @@ export class Agent {
       if (o.workers > 0) {
         this.workers = new DataPlaneWorkers({
           count: o.workers, nodeName: o.node, trustDomain: o.trustDomain, state: this.sync.state, tls: this.tls,
-          mapsDir: this.redirector.pins.mapsDir, proxy: {}, registry: this.registry,
+          origDstMapFd: (this.origDst = openOriginalDestinations(this.redirector.pins.mapsDir)).fd, proxy: {}, registry: this.registry,
           openListeners: async (pod) => {
             const fds = await openPodListeners(pod.net!.netnsPath, pod.net!.bypassMark);
             return { outbound: { fd: fds.outbound }, inboundPlaintext: { fd: fds.inboundPlaintext }, hbone: { fd: fds.hbone } };
@@ -162,13 +165,19 @@ export class Agent {
     const get = handlers.getOnly;
     this.endpoints.push(await serve('admin', o.admin, {
       '/config_dump': get((_q, res) => handlers.json(res, 200, this.configDump())),
-      '/connections': get((_q, res) => void this.allConnections().then((c) => handlers.json(res, 200, c))),
+      '/connections': get((_q, res) => void this.allConnections().then(
+        (c) => handlers.json(res, 200, c),
+        (err: Error) => handlers.json(res, 500, { error: err.message }),
+      )),
       '/logging': get(handlers.logging),
       '/healthz/ready': get((_q, res) => this.readyHandler(res)),
     }));
     const metrics = get((_q, res) => {
       // The workers' series are added to the main thread's (one process, one set of metrics).
-      void (this.workers?.metrics() ?? Promise.resolve([])).then((others) => res.writeHead(200, { 'content-type': Registry.contentType }).end(this.registry.render(others)));
+      void (this.workers?.metrics() ?? Promise.resolve([])).then(
+        (others) => res.writeHead(200, { 'content-type': Registry.contentType }).end(this.registry.render(others)),
+        (err: Error) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`${err.message}\n`),
+      );
     });
     this.endpoints.push(await serve('metrics', o.metrics, { '/metrics': metrics, '/stats/prometheus': metrics }));
     this.endpoints.push(await serve('readiness', o.readiness, { '/healthz/ready': get((_q, res) => this.readyHandler(res)) }));
@@ -337,6 +346,7 @@ export class Agent {
     if (here + there) log.warn({ connections: here + there }, 'drain deadline reached; closing the remaining connections');
     await this.proxy.close().catch((err: Error) => log.warn({ err: err.message }, 'closing the proxy failed'));
     await this.workers?.close().catch((err: Error) => log.warn({ err: err.message }, 'closing the data-plane workers failed'));
+    this.origDst?.close();
     if (decision.release && this.redirector) {
       for (const netns of released) await teardownPodRouting(netns).catch(() => undefined);
       // Also pods whose release failed above, then the agent's pin directory and maps.

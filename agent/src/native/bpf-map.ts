@@ -65,6 +65,18 @@ export class BpfMap {
     });
   }
 
+  /**
+   * A handle on a map fd someone else owns and keeps open (another thread of this process);
+   * close() leaves the fd alone.
+   */
+  static borrow(fd: number, owner: string): BpfMap {
+    return callNative(() => {
+      const info = addon().mapInfo(fd);
+      if (info.keySize === 0 && info.valueSize === 0) throw new NativeStateError(`fd ${fd} is not a BPF map`);
+      return new BpfMap({ name: info.name, type: info.type, keySize: info.keySize, valueSize: info.valueSize, maxEntries: info.maxEntries, fd: () => fd, owner: { closed: false, description: owner } });
+    });
+  }
+
   get fd(): number {
     if (this.#owner?.closed) throw new NativeStateError(`map ${this.name}: ${this.#owner.description} is closed`);
     const fd = this.#owner ? this.#fd() : this.#ownFd;

@@ -21,8 +21,21 @@ export async function takeOriginalDestination(map: OrigDstMap, netnsCookie: bigi
   return decodeOrigDst(v);
 }
 
+export interface OriginalDestinations {
+  take: (netnsCookie: bigint, peerPort: number) => Promise<OrigDst | undefined>;
+  /** the map's fd (a worker thread borrows it: fds opened by a thread that dies would leak) */
+  fd: number;
+  close: () => void;
+}
+
+/** Uses the map fd another thread of this process opened and keeps open. */
+export function borrowOriginalDestinations(fd: number): OriginalDestinations {
+  const map = BpfMap.borrow(fd, 'the agent\'s original-destination map');
+  return { take: (cookie, port) => takeOriginalDestination(map, cookie, port), fd, close: () => undefined };
+}
+
 /** Opens the agent's pinned map (`mapsDir` as PinLayout has it); close() when done. */
-export function openOriginalDestinations(mapsDir: string): { take: (netnsCookie: bigint, peerPort: number) => Promise<OrigDst | undefined>; close: () => void } {
+export function openOriginalDestinations(mapsDir: string): OriginalDestinations {
   const map = BpfMap.openPinned(join(mapsDir, ORIG_DST_MAP));
-  return { take: (cookie, port) => takeOriginalDestination(map, cookie, port), close: () => map.close() };
+  return { take: (cookie, port) => takeOriginalDestination(map, cookie, port), fd: map.fd, close: () => map.close() };
 }

@@ -34,8 +34,12 @@ export class WorkloadState extends EventEmitter<{ change: [StateChange]; applied
     if (update.typeUrl === ADDRESS_TYPE_URL) this.applyAddresses(update);
     else if (update.typeUrl === AUTHORIZATION_TYPE_URL) this.applyPolicies(update);
     else throw new InvalidResourceError(update.typeUrl, 'unknown type URL');
-    this.emit('change', { typeUrl: update.typeUrl, changed: update.resources.map((r) => r.name), removed: update.removed });
-    this.emit('applied', update);
+    // 'applied' (data-plane workers replicate from it) must follow even if a change listener throws.
+    try {
+      this.emit('change', { typeUrl: update.typeUrl, changed: update.resources.map((r) => r.name), removed: update.removed });
+    } finally {
+      this.emit('applied', update);
+    }
   }
 
   private applyAddresses(update: XdsUpdate): void {

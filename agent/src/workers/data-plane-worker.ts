@@ -11,7 +11,7 @@ import { Telemetry } from '../telemetry/telemetry.js';
 import { Registry } from '../telemetry/registry.js';
 import { podNetHooks } from '../agent/pod-sockets.js';
 import { closeFd } from '../native/index.js';
-import { openOriginalDestinations } from '../redirect/orig-dst.js';
+import { borrowOriginalDestinations } from '../redirect/orig-dst.js';
 import type { Call, FromWorker, ToWorker, WorkerInit } from './messages.js';
 
 const init = workerData as WorkerInit;
@@ -35,13 +35,13 @@ const proxy = new ProxyNode({
   telemetry: new Telemetry({ registry, processMetrics: false }),
   ...init.proxy,
 });
-// The pinned original-destination map, opened on the first pod that needs it.
-let origDst: ReturnType<typeof openOriginalDestinations> | undefined;
+// The main thread's original-destination map fd, borrowed on the first pod that needs it.
+let origDst: ReturnType<typeof borrowOriginalDestinations> | undefined;
 
 function hooksOf(net: { netnsPath: string; bypassMark: number } | undefined): PodNetHooks | undefined {
   if (!net) return undefined;
-  if (!init.mapsDir) throw new Error('pod has a netns but the worker was given no redirect maps');
-  origDst ??= openOriginalDestinations(init.mapsDir);
+  if (init.origDstMapFd === undefined) throw new Error('pod has a netns but the worker was given no original-destination map');
+  origDst ??= borrowOriginalDestinations(init.origDstMapFd);
   const maps = origDst;
   return podNetHooks(net.netnsPath, net.bypassMark, (cookie, p) => maps.take(cookie, p));
 }

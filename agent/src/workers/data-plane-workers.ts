@@ -46,6 +46,8 @@ export interface DataPlaneWorkersOptions extends Omit<WorkerInit, 'index' | 'roo
   restartBackoff?: { initialMs: number; maxMs: number };
   /** how long a call to a worker may take (default 15 s; drain: its deadline plus this) */
   callTimeoutMs?: number;
+  /** how long a metrics or connections query may take (default 2 s: under a scrape's timeout) */
+  queryTimeoutMs?: number;
 }
 
 interface Slot {
@@ -57,10 +59,12 @@ interface Slot {
   up?: Promise<void>;
   /** pods the current worker has or is being given (a pod added while a restarted worker is
    * being replayed must reach it once, not twice) */
-  pods: Set<string>;
+  pods: Map<string, WorkerPodSpec>;
   failures: number;
   startedAt: number;
   restartTimer?: NodeJS.Timeout;
+  /** the current worker's last metrics (used when it does not answer in time, retired when it dies) */
+  lastMetrics?: MetricSnapshot[];
 }
 
 const WORKER_URL = new URL('./data-plane-worker.js', import.meta.url);
@@ -75,6 +79,8 @@ export class DataPlaneWorkers {
   private nextCall = 1;
   private readonly restarts?: Counter;
   private readonly unsubscribe: Array<() => void> = [];
+  /** counters of workers that died, as last read: kept in the sums so totals never go back */
+  private readonly retired: MetricSnapshot[][] = [];
 
   constructor(private readonly opts: DataPlaneWorkersOptions) {
     if (!Number.isInteger(opts.count) || opts.count < 0) throw new InvalidArgumentError('count', `must be a whole number >= 0, not ${opts.count}`);
@@ -98,7 +104,7 @@ export class DataPlaneWorkers {
       () => opts.tls.off('deleted', onDeleted),
       onLogLevel((level) => this.broadcast({ t: 'logLevel', level })),
     );
-    for (let i = 1; i <= opts.count; i++) this.slots.push({ index: i, calls: new Map(), pods: new Set(), failures: 0, startedAt: 0 });
+    for (let i = 1; i <= opts.count; i++) this.slots.push({ index: i, calls: new Map(), pods: new Map(), failures: 0, startedAt: 0 });
   }
 
   get count(): number {
@@ -139,18 +145,30 @@ export class DataPlaneWorkers {
 
   /** Every worker's live connections (a worker that does not answer is left out, with a warning). */
   async connections(): Promise<ConnectionSnapshot[]> {
-    return (await this.fromEach<ConnectionSnapshot[]>({ method: 'connections' })).flat();
+    return (await this.fromEach<ConnectionSnapshot[]>({ method: 'connections' }, this.queryTimeout)).flat();
   }
 
-  /** Every worker's metrics, for the main registry to add to its own. */
-  metrics(): Promise<MetricSnapshot[][]> {
-    return this.fromEach<MetricSnapshot[]>({ method: 'metrics' });
+  /**
+   * Every worker's metrics, for the main registry to add to its own. A worker that does not
+   * answer in time counts with its last reading, and a dead one's counters stay in, so the
+   * summed counters never go back (Prometheus would read that as a reset).
+   */
+  async metrics(): Promise<MetricSnapshot[][]> {
+    const now = await Promise.all(this.live().map((s) => this.call(s, { method: 'metrics' }, this.queryTimeout).then(
+      (v) => (s.lastMetrics = v as MetricSnapshot[]),
+      () => s.lastMetrics ?? [],
+    )));
+    return [...this.retired, ...now];
+  }
+
+  private get queryTimeout(): number {
+    return this.opts.queryTimeoutMs ?? 2000;
   }
 
   /** Drains every worker (see ProxyNode.drain); resolves with the connections left. */
   async drain(deadlineMs: number): Promise<number> {
     this.closing = true;
-    const left = await this.fromEach<number>({ method: 'drain', deadlineMs }, deadlineMs);
+    const left = await this.fromEach<number>({ method: 'drain', deadlineMs }, deadlineMs + this.callTimeout);
     return left.reduce((a, b) => a + b, 0);
   }
 
@@ -170,8 +188,12 @@ export class DataPlaneWorkers {
     return this.slots.filter((s) => s.worker);
   }
 
-  private async fromEach<T>(c: Call, extraMs = 0): Promise<T[]> {
-    const out = await Promise.all(this.live().map((s) => this.call(s, c, extraMs).then(
+  private get callTimeout(): number {
+    return this.opts.callTimeoutMs ?? 15_000;
+  }
+
+  private async fromEach<T>(c: Call, timeoutMs: number): Promise<T[]> {
+    const out = await Promise.all(this.live().map((s) => this.call(s, c, timeoutMs).then(
       (v) => ({ v: v as T }),
       (err: Error) => {
         log.warn({ worker: s.index, method: c.method, err: err.message }, 'a data-plane worker did not answer');
@@ -185,7 +207,11 @@ export class DataPlaneWorkers {
     let byName = this.resources.get(u.typeUrl);
     if (!byName) this.resources.set(u.typeUrl, (byName = new Map()));
     for (const name of u.removed) byName.delete(name);
-    for (const r of u.resources) byName.set(r.name, r);
+    // Last write last: a replay must resolve an IP two workloads held in turn as the main thread does.
+    for (const r of u.resources) {
+      byName.delete(r.name);
+      byName.set(r.name, r);
+    }
   }
 
   private sendCert(identity: string, to?: Slot): void {
@@ -201,15 +227,25 @@ export class DataPlaneWorkers {
   }
 
   private async addPodTo(s: Slot, pod: WorkerPodSpec): Promise<void> {
-    if (s.pods.has(pod.uid)) return;
+    if (s.pods.get(pod.uid) === pod) return;
     const pods = s.pods;
-    pods.add(pod.uid);
+    pods.set(pod.uid, pod);
+    const forget = () => {
+      if (pods.get(pod.uid) === pod) pods.delete(pod.uid);
+    };
     let listen: ListenOptions | undefined;
+    const worker = s.worker;
     try {
       listen = await this.opts.openListeners(pod);
+      // Released meanwhile, or the worker was replaced (its replay adds the pod): not for it.
+      if (this.pods.get(pod.uid) !== pod || s.worker !== worker || s.pods !== pods) {
+        this.opts.closeListeners?.(listen);
+        forget();
+        return;
+      }
       await this.call(s, { method: 'addPod', pod: { ...pod, listen } });
     } catch (err) {
-      pods.delete(pod.uid);
+      forget();
       // Once posted, the listeners are the worker's (its servers close them, or its exit does).
       if (listen && (err as WorkerCallError).reason === 'down') this.opts.closeListeners?.(listen);
       throw err;
@@ -223,12 +259,12 @@ export class DataPlaneWorkers {
       trustDomain: this.opts.trustDomain,
       rootsPem: this.opts.tls.rootsPem,
       logLevel: logLevel(),
-      ...(this.opts.mapsDir ? { mapsDir: this.opts.mapsDir } : {}),
+      ...(this.opts.origDstMapFd !== undefined ? { origDstMapFd: this.opts.origDstMapFd } : {}),
       proxy: this.opts.proxy,
     };
     const w = new Worker(WORKER_URL, { workerData: init, name: `weft-data-plane-${s.index}` });
     s.worker = w;
-    s.pods = new Set();
+    s.pods = new Map();
     s.startedAt = Date.now();
     w.on('message', (m: FromWorker) => {
       const c = s.calls.get(m.id);
@@ -250,7 +286,7 @@ export class DataPlaneWorkers {
     return s.up;
   }
 
-  private exited(s: Slot, w: Worker, code: number): void {
+  private exited(s: Slot, w: Worker | undefined, code: number): void {
     if (s.worker !== w) return;
     s.worker = undefined;
     for (const [, c] of s.calls) {
@@ -258,6 +294,9 @@ export class DataPlaneWorkers {
       c.reject('exited', `the worker exited (code ${code})`);
     }
     s.calls.clear();
+    const counters = s.lastMetrics?.filter((m) => m.type === 'counter');
+    if (counters?.length) this.retired.push(counters);
+    s.lastMetrics = undefined;
     if (this.closing) return;
     // A worker that ran a minute counts as healthy again: the backoff starts over.
     s.failures = Date.now() - s.startedAt > 60_000 ? 1 : s.failures + 1;
@@ -266,12 +305,19 @@ export class DataPlaneWorkers {
     log.error({ worker: s.index, code, restartInMs: delay }, 'data-plane worker exited; its connections are lost, restarting it');
     this.restarts?.inc();
     s.restartTimer = setTimeout(() => {
-      if (!this.closing) void this.spawn(s);
+      if (this.closing) return;
+      try {
+        void this.spawn(s);
+      } catch (err) {
+        // new Worker() itself failed (resources): try again later, as after a crash.
+        log.error({ worker: s.index, err: (err as Error).message }, 'data-plane worker could not be started');
+        this.exited(s, undefined, -1);
+      }
     }, delay);
     s.restartTimer.unref();
   }
 
-  private call(s: Slot, c: Call, extraMs = 0): Promise<unknown> {
+  private call(s: Slot, c: Call, timeoutMs = this.callTimeout): Promise<unknown> {
     const w = s.worker;
     if (!w) return Promise.reject(new WorkerCallError(s.index, c.method, 'down', 'the worker is not running'));
     const id = this.nextCall++;
@@ -280,7 +326,7 @@ export class DataPlaneWorkers {
       const timer = setTimeout(() => {
         s.calls.delete(id);
         fail('timeout', 'the worker did not answer in time');
-      }, (this.opts.callTimeoutMs ?? 15_000) + extraMs);
+      }, timeoutMs);
       timer.unref();
       s.calls.set(id, { resolve, reject: fail, timer });
       w.postMessage({ t: 'call', id, ...c } satisfies ToWorker);

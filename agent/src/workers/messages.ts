@@ -14,8 +14,9 @@ export interface WorkerInit {
   trustDomain: string;
   rootsPem: string;
   logLevel: string;
-  /** the agent's pinned redirect maps (for :15001 original destinations); absent without redirection */
-  mapsDir?: string;
+  /** fd of the agent's weft_orig_dst map (for :15001 original destinations), opened and kept
+   * open by the main thread; absent without redirection */
+  origDstMapFd?: number;
   proxy: {
     handshakeTimeoutMs?: number;
     connectTimeoutMs?: number;
