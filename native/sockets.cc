@@ -1,6 +1,9 @@
 // Sockets made inside a network namespace and handed to Node as fds, and socket queries
 // (cookies, addresses, marks).
 #include <arpa/inet.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -9,6 +12,7 @@
 #include <cerrno>
 #include <cstring>
 #include <memory>
+#include <vector>
 
 #include "args.h"
 #include "async.h"
@@ -86,6 +90,9 @@ struct SockSpec {
   int backlog = 511;
   bool hasBind = false;
   Addr bind;
+  /** where the socket will connect: its bound 4-tuple must not be in use in the netns */
+  bool hasDestination = false;
+  Addr destination;
   int family = AF_INET;
 };
 
@@ -155,7 +162,44 @@ Napi::Value ListenInNetns(Info info) {
   });
 }
 
-// socketInNetns({netns?, family?, transparent?, mark?, bind?: {host, port?}}): Promise<fd>
+// True when a TCP socket other than a listener has local address `local` and remote `remote`
+// in the calling thread's netns: one exact NETLINK_SOCK_DIAG lookup (IPv4). A listener on
+// `local` is what such a lookup finds when no connection matches, so it does not count.
+bool TcpConnectionExists(const sockaddr_in& local, const sockaddr_in& remote) {
+  Fd nl(CheckSys(socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG), "socket(NETLINK_SOCK_DIAG)"));
+  struct {
+    nlmsghdr nlh;
+    inet_diag_req_v2 req;
+  } msg{};
+  msg.nlh.nlmsg_len = sizeof msg;
+  msg.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+  msg.nlh.nlmsg_flags = NLM_F_REQUEST;
+  msg.req.sdiag_family = AF_INET;
+  msg.req.sdiag_protocol = IPPROTO_TCP;
+  msg.req.idiag_states = ~0U;
+  msg.req.id.idiag_sport = local.sin_port;
+  msg.req.id.idiag_dport = remote.sin_port;
+  msg.req.id.idiag_src[0] = local.sin_addr.s_addr;
+  msg.req.id.idiag_dst[0] = remote.sin_addr.s_addr;
+  msg.req.id.idiag_cookie[0] = INET_DIAG_NOCOOKIE;
+  msg.req.id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
+  CheckSys(static_cast<int>(send(nl.get(), &msg, sizeof msg, 0)), "send(SOCK_DIAG_BY_FAMILY)");
+  alignas(nlmsghdr) char buf[4096];
+  ssize_t n = recv(nl.get(), buf, sizeof buf, 0);
+  CheckSys(static_cast<int>(n), "recv(SOCK_DIAG_BY_FAMILY)");
+  auto* h = reinterpret_cast<nlmsghdr*>(buf);
+  if (!NLMSG_OK(h, static_cast<unsigned>(n))) return false;
+  if (h->nlmsg_type == NLMSG_ERROR) {
+    int err = reinterpret_cast<nlmsgerr*>(NLMSG_DATA(h))->error;
+    if (err == 0 || err == -ENOENT) return false;
+    throw Failure{-err, "sock_diag", "looking up a TCP 4-tuple"};
+  }
+  if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY) return false;
+  auto* d = reinterpret_cast<inet_diag_msg*>(NLMSG_DATA(h));
+  return d->idiag_state != 10 /* TCP_LISTEN */;
+}
+
+// socketInNetns({netns?, family?, transparent?, mark?, bind?: {host, port?}, destination?: {host, port}}): Promise<fd>
 Napi::Value SocketInNetns(Info info) {
   Napi::Env env = info.Env();
   return Guard(env, [&]() -> Napi::Value {
@@ -173,6 +217,13 @@ Napi::Value SocketInNetns(Info info) {
       s->hasBind = true;
       s->family = s->bind.family;
     }
+    if (args::Present(o.Get("destination"))) {
+      Napi::Object d = args::Object(o.Get("destination"), "options.destination");
+      std::string host = args::String(d.Get("host"), "options.destination.host");
+      int port = static_cast<int>(args::Integer(d.Get("port"), "options.destination.port", 1, 65535));
+      s->destination = ParseAddr(host, port, "options.destination.host");
+      s->hasDestination = true;
+    }
     auto out = std::make_shared<int>(-1);
     return PromiseWorker::Run(
         env, "socketInNetns",
@@ -185,8 +236,23 @@ Napi::Value SocketInNetns(Info info) {
               // shared by all netns, so an app dial from a client's IP would walk the very ports
               // that client's own connect()s took, and could reuse the 4-tuple of a connection
               // the proxy accepted on :15006 for it (the app's SYN then meets that socket).
-              // bind() starts at a random port of the other parity.
+              // bind() starts at a random port of the other parity; with a destination, a port
+              // whose 4-tuple is taken anyway (a client that bound odd ports, SNAT) is skipped:
+              // the socket that got it is held while another is bound, so bind() moves on.
               CheckSys(bind(fd.get(), reinterpret_cast<const sockaddr*>(&s->bind.ss), s->bind.len), "bind", Describe(s->bind));
+              bool checkTuple = s->hasDestination && s->bind.family == AF_INET && s->destination.family == AF_INET &&
+                                reinterpret_cast<sockaddr_in*>(&s->bind.ss)->sin_port == 0;
+              std::vector<Fd> held;
+              for (int tries = 0; checkTuple; tries++) {
+                sockaddr_in bound{};
+                socklen_t len = sizeof bound;
+                CheckSys(getsockname(fd.get(), reinterpret_cast<sockaddr*>(&bound), &len), "getsockname");
+                if (!TcpConnectionExists(*reinterpret_cast<sockaddr_in*>(&s->destination.ss), bound)) break;
+                if (tries == 64) throw Failure{EADDRINUSE, "bind", "no free source port whose 4-tuple is unused, for " + Describe(s->bind)};
+                held.push_back(std::move(fd));
+                fd.reset(MakeTcpSocket(*s).release());
+                CheckSys(bind(fd.get(), reinterpret_cast<const sockaddr*>(&s->bind.ss), s->bind.len), "bind", Describe(s->bind));
+              }
             }
             *out = fd.release();
           });

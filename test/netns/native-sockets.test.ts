@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { Socket, createServer, type Server } from 'node:net';
 import { privilegedSkip } from '../helpers/privilege.js';
-import { removeNetns, sh as run, sweepStale, testName } from './native-fixtures.js';
+import { makeNetns, removeNetns, sh as run, sweepStale, testName } from './native-fixtures.js';
 import {
   BpfObject, NativeError, bpfObjectPath, closeFd, getMark, listenInNetns, localAddress, netnsCookie, netnsCookieOfPath, peerAddress, socketCookie, socketInNetns,
 } from '../../agent/src/native/index.js';
@@ -197,6 +197,52 @@ describe('native: sockets in a network namespace', { skip }, () => {
       }
     } finally {
       removeNetns(other);
+    }
+  });
+
+  test('a transparent socket with a destination never takes the 4-tuple of a connection the netns already has', async () => {
+    // The proxy's dial to an app from a client's IP must not reuse the 4-tuple of a connection
+    // that client already has to that app (accepted on :15006): the app's SYN would meet it.
+    // Client netns A (198.18.251.1) holds 9 connections from ports 40000-40008 to the pod B
+    // (198.18.251.2:9000); B's ephemeral range is 40000-40009, so 40009 is the only safe port.
+    const a = makeNetns();
+    const b = makeNetns();
+    const A_IP = '198.18.251.1';
+    const B_IP = '198.18.251.2';
+    const conns: Socket[] = [];
+    try {
+      // Made directly inside the two netns: the names never touch the host's.
+      run('ip', ['link', 'add', 'eth0', 'netns', a.name, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', b.name]);
+      run('ip', ['-n', a.name, 'addr', 'add', `${A_IP}/30`, 'dev', 'eth0']);
+      run('ip', ['-n', b.name, 'addr', 'add', `${B_IP}/30`, 'dev', 'eth0']);
+      run('ip', ['-n', a.name, 'link', 'set', 'eth0', 'up']);
+      run('ip', ['-n', b.name, 'link', 'set', 'eth0', 'up']);
+      run('nsenter', [`--net=${b.path}`, 'sysctl', '-qw', 'net.ipv4.ip_local_port_range=40000 40009']);
+      const app = await serve(await listenInNetns({ netns: b.path, host: B_IP, port: 9000 }), (c) => conns.push(c));
+      servers.push(app);
+      for (let port = 40000; port <= 40008; port++) {
+        conns.push(await connectFd(await socketInNetns({ netns: a.path, bind: { host: A_IP, port } }), 9000, B_IP));
+      }
+      await new Promise((r) => setTimeout(r, 100)); // the app has accepted them all
+      // Without a destination bind() is free to take a colliding port: holding five sockets
+      // covers every odd port, four of which collide (so this setup does exercise the check).
+      const plain: number[] = [];
+      for (let i = 0; i < 5; i++) plain.push(await socketInNetns({ netns: b.path, transparent: true, bind: { host: A_IP } }));
+      const plainPorts = plain.map((fd) => localAddress(fd).port);
+      for (const fd of plain) closeFd(fd);
+      assert.ok(plainPorts.some((p) => p <= 40008), `some plain binds collide: ${plainPorts.join(', ')}`);
+      const fdsBefore = readdirSync('/proc/self/fd').length;
+      const fd = await socketInNetns({ netns: b.path, transparent: true, bind: { host: A_IP }, destination: { host: B_IP, port: 9000 } });
+      try {
+        assert.equal(localAddress(fd).port, 40009, 'the only port whose 4-tuple (198.18.251.1:port → 198.18.251.2:9000) is unused');
+        assert.equal(readdirSync('/proc/self/fd').length, fdsBefore + 1, 'the colliding sockets held while it searched are closed again');
+      } finally {
+        closeFd(fd);
+      }
+    } finally {
+      for (const c of conns) c.destroy();
+      removeNetns(a.name);
+      removeNetns(b.name);
     }
   });
 

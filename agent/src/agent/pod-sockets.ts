@@ -49,7 +49,7 @@ export function outboundDialer(netns: string, mark: number): TcpDialer {
 export function appDialer(netns: string): AppDialer {
   return async (dst, src) => {
     const fd = src.ip && net.isIPv4(src.ip)
-      ? await socketInNetns({ netns, transparent: true, mark: APP_MARK, bind: { host: src.ip } })
+      ? await socketInNetns({ netns, transparent: true, mark: APP_MARK, bind: { host: src.ip }, destination: { host: dst.ip, port: dst.port } })
       : await socketInNetns({ netns, mark: APP_MARK });
     return connecting(fd, dst.ip, dst.port);
   };

@@ -32,8 +32,14 @@ export interface OutboundSocketOptions {
   /** IP_TRANSPARENT: lets `bind` use an address that is not local (keeping a client's source IP). */
   transparent?: boolean;
   mark?: number;
-  /** Source address (port 0 or omitted: chosen at connect, IP_BIND_ADDRESS_NO_PORT). */
+  /** Source address (port 0 or omitted: a port is chosen by bind()). */
   bind?: { host: string; port?: number };
+  /**
+   * Where the socket will connect (IPv4). With `bind` on port 0, a source port whose 4-tuple a
+   * socket in the netns already has (e.g. a connection the proxy accepted from this very
+   * client) is skipped: the app's SYN would otherwise reach that socket.
+   */
+  destination?: { host: string; port: number };
 }
 
 function common(o: { netns?: string; transparent?: boolean; mark?: number }): Record<string, unknown> {
@@ -68,6 +74,10 @@ export async function socketInNetns(options: OutboundSocketOptions = {}): Promis
   if (options.bind !== undefined) {
     const b = requireObject(options.bind, 'options.bind');
     o.bind = { host: requireIp(b.host, 'options.bind.host'), port: optional(b.port, (v) => requirePort(v, 'options.bind.port')) ?? 0 };
+  }
+  if (options.destination !== undefined) {
+    const d = requireObject(options.destination, 'options.destination');
+    o.destination = { host: requireIp(d.host, 'options.destination.host'), port: requirePort(d.port, 'options.destination.port') };
   }
   return callNativeAsync(() => addon().socketInNetns(o));
 }
