@@ -75,26 +75,23 @@ static __always_inline int weft_ipv6_new_tcp(struct __sk_buff *skb, __u32 off)
 		case NEXTHDR_ROUTING:
 		case NEXTHDR_DEST:
 		case NEXTHDR_MOBILITY:
-			if (bpf_skb_load_bytes(skb, off, ext, 2) < 0)
-				return 1;
-			next = ext[0];
-			off += ((__u32)ext[1] + 1) * 8;
-			break;
 		case NEXTHDR_AUTH:
-			if (bpf_skb_load_bytes(skb, off, ext, 2) < 0)
-				return 1;
-			next = ext[0];
-			off += ((__u32)ext[1] + 2) * 4;
-			break;
 		case NEXTHDR_FRAGMENT:
+			/* Every extension header is at least 8 bytes: next header, then its length. */
 			if (bpf_skb_load_bytes(skb, off, ext, 4) < 0)
 				return 1;
-			/* A later fragment carries no TCP header; its first fragment was judged, and without
-			 * it the packet never reassembles. */
-			if (((ext[2] << 8) | ext[3]) & 0xfff8)
-				return 0;
+			if (next == NEXTHDR_FRAGMENT) {
+				/* A later fragment carries no TCP header; its first fragment was judged, and
+				 * without it the packet never reassembles. */
+				if (((ext[2] << 8) | ext[3]) & 0xfff8)
+					return 0;
+				off += 8;
+			} else if (next == NEXTHDR_AUTH) {
+				off += ((__u32)ext[1] + 2) * 4;
+			} else {
+				off += ((__u32)ext[1] + 1) * 8;
+			}
 			next = ext[0];
-			off += 8;
 			break;
 		default:
 			return 0; /* ICMPv6, UDP, ESP, no next header, ...: not TCP */

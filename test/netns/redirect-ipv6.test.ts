@@ -20,7 +20,7 @@ import { podHostVeth } from '../../agent/src/lab/names.js';
 import { DEFAULT_BYPASS_MARK, Redirector } from '../../agent/src/redirect/index.js';
 import { closeServer, inboundStandIn, lineServer, outboundStandIn, podGateway, rand, tcFilters } from './redirect-support.js';
 
-const CLIENT6 = fileURLToPath(new URL('./redirect-ipv6-client.js', import.meta.url));
+const CLIENT6 = fileURLToPath(new URL('./redirect-client.js', import.meta.url));
 const A6 = '2001:2::a'; // the enrolled pod
 const NODE_A6 = '2001:2::1'; // the node on the enrolled pod's link
 const B6 = '2001:2:0:1::b'; // the peer pod
@@ -42,6 +42,7 @@ try:
 except socket.timeout:
     print('timeout')
 `;
+import { socketFd } from '../../agent/src/native/index.js';
 
 function ip(netnsName: string, args: string[]): void {
   const r = spawnSync('ip', ['-n', netnsName, ...args], { encoding: 'utf8' });
@@ -116,7 +117,7 @@ describe('redirect: IPv6 of an enrolled pod fails closed', { skip: privilegedSki
     // Before enrolment IPv6 works both ways (else the checks below would prove nothing).
     assert.equal((await from(a, [{ host: B6, port: 17001 }]))[0]!.reply, `direct ${A6}`);
     assert.equal((await from(b, [{ host: A6, port: 17002 }]))[0]!.reply, 'app');
-    await r.enrol(spec(), { inboundListenerFd: (inbound as unknown as { _handle: { fd: number } })._handle.fd });
+    await r.enrol(spec(), { inboundListenerFd: socketFd(inbound) });
   });
 
   after(async () => {

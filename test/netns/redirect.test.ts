@@ -10,6 +10,7 @@ import { DEFAULT_BYPASS_MARK, Redirector } from '../../agent/src/redirect/index.
 import {
   bpftoolCgroup, clientInNode, clientInPod, closeServer, inboundStandIn, lineServer, outboundStandIn, podGateway, rand, tcFilters,
 } from './redirect-support.js';
+import { socketFd } from '../../agent/src/native/index.js';
 
 describe('redirect: capture in a lab pod', { skip: privilegedSkip() }, () => {
   let lab: Lab;
@@ -35,7 +36,7 @@ describe('redirect: capture in a lab pod', { skip: privilegedSkip() }, () => {
     for (const p of [same, cross]) servers.push(await lineServer(p.netns, '0.0.0.0', 17001, (s) => `direct ${s.remoteAddress}`));
     inbound = await inboundStandIn(a.netns);
     const spec = { uid: a.uid, netnsPath: a.netns, cgroupPath: a.podCgroup, ip: a.ip, nodeGatewayIp: podGateway(lab, a.node), excludePorts: [17003] };
-    await r.enrol(spec, { inboundListenerFd: listenerFd(inbound) });
+    await r.enrol(spec, { inboundListenerFd: socketFd(inbound) });
   });
 
   after(async () => {
@@ -92,7 +93,7 @@ describe('redirect: capture in a lab pod', { skip: privilegedSkip() }, () => {
     assert.equal(res[1]!.reply, 'hbone');
     assert.equal((await clientInNode(lab, a.node, [{ host: a.ip, port: 17002 }]))[0]!.reply, 'app');
     inbound = await inboundStandIn(a.netns);
-    await r.setInboundListener(a.uid, listenerFd(inbound));
+    await r.setInboundListener(a.uid, socketFd(inbound));
     assert.equal((await clientInPod(lab, `${same.namespace}/${same.name}`, [{ host: a.ip, port: 17002 }]))[0]!.reply, `inbound ${a.ip}:17002`);
   });
 
@@ -110,7 +111,4 @@ describe('redirect: capture in a lab pod', { skip: privilegedSkip() }, () => {
   });
 });
 
-function listenerFd(s: Server): number {
-  return (s as unknown as { _handle: { fd: number } })._handle.fd;
-}
 

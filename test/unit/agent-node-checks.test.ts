@@ -15,18 +15,12 @@ import { VERSION } from '../../agent/src/common/version.js';
 import type { CheckResult } from '../../agent/src/preflight/node-checks.js';
 import { KubeApiDouble, node } from '../helpers/kube-api-double.js';
 import { createTestCa } from '../helpers/certs.js';
+import { until } from '../helpers/until.js';
 
 const ok: CheckResult = { name: 'kernel', ok: true, required: true, detail: '6.8' };
 const btfMissing: CheckResult = { name: 'btf', ok: false, required: true, detail: 'no /sys/kernel/btf/vmlinux', hint: 'use a kernel with BTF' };
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-async function until(what: string, f: () => boolean, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!f()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
-}
 
 describe('agent node checks annotation', () => {
   const api = new KubeApiDouble();
@@ -59,7 +53,7 @@ describe('agent node checks annotation', () => {
       await sleep(150);
       assert.equal(patches(), 1, 'unchanged results are not re-published');
       checks = [ok, btfMissing];
-      await until('the changed checks', () => published('n1')?.checks.length === 2);
+      await until(() => published('n1')?.checks.length === 2, 'the changed checks');
       assert.equal(published('n1')!.ok, false, 'a failed required check makes the node not ok');
       assert.equal(patches(), 2);
     } finally {
@@ -74,9 +68,9 @@ describe('agent node checks annotation', () => {
     try {
       assert.equal(p.count, 0);
       assert.equal(published('n1'), undefined);
-      await until('a retry', () => patches() >= 2);
+      await until(() => patches() >= 2, 'a retry');
       api.failures.clear();
-      await until('the publish after the API recovers', () => p.count === 1);
+      await until(() => p.count === 1, 'the publish after the API recovers');
       assert.deepEqual(published('n1')!.checks, [ok]);
     } finally {
       p.stop();
@@ -90,7 +84,7 @@ describe('agent node checks annotation', () => {
     try {
       assert.equal(patches(), 0);
       fail = false;
-      await until('a PATCH for the missing node', () => patches() >= 1);
+      await until(() => patches() >= 1, 'a PATCH for the missing node');
       assert.equal(p.count, 0, '404 is not a publication');
     } finally {
       p.stop();
@@ -109,7 +103,7 @@ describe('agent node checks annotation', () => {
     try {
       const a = await Agent.start(opts, { kube: kc, nodeChecks: async () => [ok, btfMissing] });
       try {
-        await until('the annotation', () => published('n1') !== undefined);
+        await until(() => published('n1') !== undefined, 'the annotation');
         assert.deepEqual(published('n1')!.checks, [ok, btfMissing]);
         assert.equal(published('n1')!.version, VERSION);
       } finally {

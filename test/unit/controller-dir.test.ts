@@ -18,6 +18,7 @@ import { HmacNodeTokens } from '../../agent/src/identity/node-auth.js';
 import { CaClient } from '../../agent/src/identity/ca-client.js';
 import { createCsr } from '../../agent/src/identity/csr.js';
 import { generateP256 } from '../../agent/src/identity/keys.js';
+import { until } from '../helpers/until.js';
 
 const ns = (name: string, labels: Record<string, string> = {}) => `apiVersion: v1\nkind: Namespace\nmetadata:\n  name: ${name}\n  labels: ${JSON.stringify(labels)}\n`;
 const pod = (name: string, node: string, ip: string, sa = 'app') => `apiVersion: v1
@@ -27,14 +28,6 @@ spec: { nodeName: ${node}, serviceAccountName: ${sa} }
 status: { phase: Running, podIP: ${ip} }
 `;
 
-async function until(cond: () => boolean, what: string, ms = 5000): Promise<number> {
-  const start = Date.now();
-  while (!cond()) {
-    if (Date.now() - start > ms) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  return Date.now() - start;
-}
 
 /** Replaces a file the way the lab does: write a temporary, then rename over. */
 async function writeAtomic(path: string, text: string): Promise<void> {

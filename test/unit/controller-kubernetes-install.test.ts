@@ -30,6 +30,7 @@ import { once } from 'node:events';
 import { spawn } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
+import { until } from '../helpers/until.js';
 
 const PODS = '/api/v1/pods';
 const NS = '/api/v1/namespaces';
@@ -49,13 +50,6 @@ function kubeconfig(port: number): KubeConfig {
   return kc;
 }
 
-async function until(cond: () => boolean | Promise<boolean>, what: string, ms = 8000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 describe('TokenReview against the Kubernetes API test double', () => {
   const api = new KubeApiDouble(100);

@@ -8,6 +8,7 @@ import { translateSnapshot } from '../../agent/src/controller/translate.js';
 import type { ClusterSnapshot } from '../../agent/src/controller/objects.js';
 import { TunnelProtocol, type Workload } from '../../agent/src/xds/gen/istio/workload/workload_pb.js';
 import { KubeApiDouble } from './controller-kube-api-double.js';
+import { until } from '../helpers/until.js';
 
 const NS = '/api/v1/namespaces';
 const PODS = '/api/v1/pods';
@@ -31,13 +32,6 @@ function kubeconfig(port: number): KubeConfig {
   return kc;
 }
 
-async function until(cond: () => boolean, what: string, ms = 8000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 describe('Kubernetes source against a Kubernetes API test double', () => {
   const api = new KubeApiDouble(100);

@@ -12,15 +12,9 @@ import { DaemonSetWatch } from '../../agent/src/agent/exit-policy.js';
 import { KubeApiError, KubeWatch, hostPort, kubeGet, kubePatch, type KubeConnection } from '../../agent/src/common/kube-api.js';
 import { KubeApiDouble, daemonset, node } from '../helpers/kube-api-double.js';
 import { createTestCa } from '../helpers/certs.js';
+import { until } from '../helpers/until.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-async function until(what: string, f: () => boolean, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!f()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
-}
 
 const DSS = '/apis/apps/v1/namespaces/mesh/daemonsets';
 
@@ -90,7 +84,7 @@ describe('the agent\'s Kubernetes API client', () => {
     const w = new DaemonSetWatch(conn, { namespace: 'mesh', name: 'weft-agent' }, { initialMs: 20, maxMs: 100 });
     w.start();
     try {
-      await until('the list and the watch', () => w.observations === 1 && api.openWatches === 1);
+      await until(() => w.observations === 1 && api.openWatches === 1, 'the list and the watch');
       const [list, watch] = api.requests.filter((r) => r.path === DSS);
       assert.equal(new URLSearchParams(list!.query).get('fieldSelector'), 'metadata.name=weft-agent', 'the Role allows list/watch of this name only');
       const q = new URLSearchParams(watch!.query);
@@ -101,37 +95,37 @@ describe('the agent\'s Kubernetes API client', () => {
       const deleting = structuredClone(ds);
       deleting.metadata.deletionTimestamp = '2026-11-26T00:00:00Z';
       api.watchEvent(DSS, 'MODIFIED', deleting);
-      await until('the deletionTimestamp', () => w.deletionSeen === 'DaemonSet mesh/weft-agent is being deleted');
+      await until(() => w.deletionSeen === 'DaemonSet mesh/weft-agent is being deleted', 'the deletionTimestamp');
       api.watchEvent(DSS, 'MODIFIED', ds);
-      await until('the DaemonSet back to normal', () => w.deletionSeen === undefined);
+      await until(() => w.deletionSeen === undefined, 'the DaemonSet back to normal');
       const rv = ds.metadata.resourceVersion as string;
 
       // the server ends the watch: reopened from the last resourceVersion, no list
       api.requests.length = 0;
       api.endWatches();
-      await until('the watch reopened', () => api.openWatches === 1);
+      await until(() => api.openWatches === 1, 'the watch reopened');
       assert.deepEqual(api.requests.map((r) => [new URLSearchParams(r.query).get('watch'), new URLSearchParams(r.query).get('resourceVersion')]), [['1', rv]]);
 
       // 410 Gone: list again; a list without the DaemonSet it had seen is its deletion
       api.requests.length = 0;
       api.daemonsets.delete('mesh/weft-agent');
       api.watchEvent(DSS, 'ERROR', { kind: 'Status', apiVersion: 'v1', status: 'Failure', code: 410, reason: 'Expired', message: 'too old resource version' });
-      await until('the list after 410', () => w.deletionSeen === 'DaemonSet mesh/weft-agent was deleted');
+      await until(() => w.deletionSeen === 'DaemonSet mesh/weft-agent was deleted', 'the list after 410');
       assert.equal(new URLSearchParams(api.requests[0]!.query).get('watch'), null, 'a list, not a watch');
 
       // back (a new list sees it), then a DELETED event
-      await until('the watch after the list', () => api.openWatches === 1);
+      await until(() => api.openWatches === 1, 'the watch after the list');
       api.put(api.daemonsets, ds);
       api.watchEvent(DSS, 'ERROR', { kind: 'Status', code: 410, message: 'gone' });
-      await until('the DaemonSet listed again', () => w.deletionSeen === undefined);
+      await until(() => w.deletionSeen === undefined, 'the DaemonSet listed again');
       await sleep(100);
-      await until('the watch after the list', () => api.openWatches === 1);
+      await until(() => api.openWatches === 1, 'the watch after the list');
       api.watchEvent(DSS, 'DELETED', ds);
-      await until('the DELETED event', () => w.deletionSeen === 'DaemonSet mesh/weft-agent was deleted');
+      await until(() => w.deletionSeen === 'DaemonSet mesh/weft-agent was deleted', 'the DELETED event');
     } finally {
       w.stop();
     }
-    await until('the watch closed by stop()', () => api.openWatches === 0);
+    await until(() => api.openWatches === 0, 'the watch closed by stop()');
   });
 
   it('a refused watch is retried with backoff and then works; stop() ends it', async () => {
@@ -145,18 +139,18 @@ describe('the agent\'s Kubernetes API client', () => {
     });
     w.start();
     try {
-      await until('three refusals', () => errors.length >= 3);
+      await until(() => errors.length >= 3, 'three refusals');
       assert.match(errors[0]!, /^GET \/apis\/apps\/v1\/namespaces\/mesh\/daemonsets\?fieldSelector=metadata.name%3Dweft-agent: HTTP 403: injected 403/);
       api.failures.clear();
-      await until('the list and the watch', () => api.openWatches === 1);
+      await until(() => api.openWatches === 1, 'the list and the watch');
       api.watchEvent(DSS, 'BOOKMARK', { metadata: { name: '', resourceVersion: '' } } as never);
       api.watchEvent(DSS, 'MODIFIED', daemonset('mesh', 'weft-agent', {}, 2, 2));
-      await until('the event', () => events.includes('MODIFIED'));
+      await until(() => events.includes('MODIFIED'), 'the event');
       assert.deepEqual(events, ['list 1', 'MODIFIED'], 'bookmarks only move the resourceVersion');
     } finally {
       w.stop();
     }
-    await until('stopped', () => api.openWatches === 0);
+    await until(() => api.openWatches === 0, 'stopped');
   });
 
   it('https: the CA is the connection\'s; insecureSkipTlsVerify; an IPv6 host goes in brackets', async () => {

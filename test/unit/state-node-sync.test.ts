@@ -15,6 +15,7 @@ import { configDump } from '../../agent/src/state/dump.js';
 import { startAdminServer, type RunningAdmin } from '../../agent/src/telemetry/admin-server.js';
 import { main } from '../../agent/src/cli/main.js';
 import { tokenFromFile } from '../../agent/src/xds/connection.js';
+import { until } from '../helpers/until.js';
 
 const ns = (labels: Record<string, string>) => `apiVersion: v1\nkind: Namespace\nmetadata: { name: shop, labels: ${JSON.stringify(labels)} }\n`;
 const pod = (name: string, node: string, ip: string, sa: string) => `---
@@ -36,13 +37,6 @@ metadata: { name: strict, namespace: shop }
 spec: { mtls: { mode: STRICT } }
 `;
 
-async function until(cond: () => boolean, what: string, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 async function cli(argv: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = '';

@@ -25,6 +25,7 @@ import { ipToBytes } from '../../agent/src/policy/cidr.js';
 import { addressAliases } from '../../agent/src/controller/translate.js';
 import { credentials, makeGenericClientConstructor, Metadata } from '@grpc/grpc-js';
 import { DeltaDiscoveryRequestSchema, type DeltaDiscoveryResponse } from '../../agent/src/xds/gen/envoy/service/discovery/v3/discovery_pb.js';
+import { until } from '../helpers/until.js';
 
 const wl = (uid: string, ip: string, extra: Record<string, unknown> = {}) =>
   packAddress(create(AddressSchema, { type: { case: 'workload', value: { uid, name: uid, namespace: 'shop', node: 'node1', addresses: [ipToBytes(ip)!], tunnelProtocol: TunnelProtocol.HBONE, ...extra } } }));
@@ -33,13 +34,6 @@ const svc = (ns: string, host: string, vip: string) =>
 const pol = (ns: string, name: string) =>
   packAuthorization(create(AuthorizationSchema, { name, namespace: ns, scope: Scope.NAMESPACE, action: Action.DENY, rules: [{ clauses: [] }] }));
 
-async function until(cond: () => boolean, what: string, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 describe('delta ADS over gRPC/TLS', () => {
   let dir: string;

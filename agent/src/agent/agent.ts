@@ -25,8 +25,7 @@ import { runNodeChecks, type CheckResult } from '../preflight/node-checks.js';
 import { DaemonSetWatch, decideOnExit, type DaemonSetRef, type ExitDecision } from './exit-policy.js';
 import { NodeChecksPublisher } from './node-checks-publisher.js';
 import { setNetSysctlDir, teardownPodRouting } from './pod-routing.js';
-import { closeFd } from '../native/index.js';
-import { openPodListeners } from './pod-sockets.js';
+import { closeListenTargets, listenTargets, openPodListeners } from './pod-sockets.js';
 import { DataPlaneWorkers } from '../workers/data-plane-workers.js';
 import { openOriginalDestinations, type OriginalDestinations } from '../redirect/orig-dst.js';
 
@@ -146,13 +145,8 @@ export class Agent {
         this.workers = new DataPlaneWorkers({
           count: o.workers, nodeName: o.node, trustDomain: o.trustDomain, state: this.sync.state, tls: this.tls,
           origDstMapFd: (this.origDst = openOriginalDestinations(this.redirector.pins.mapsDir)).fd, proxy: {}, registry: this.registry,
-          openListeners: async (pod) => {
-            const fds = await openPodListeners(pod.net!.netnsPath, pod.net!.bypassMark);
-            return { outbound: { fd: fds.outbound }, inboundPlaintext: { fd: fds.inboundPlaintext }, hbone: { fd: fds.hbone } };
-          },
-          closeListeners: (l) => {
-            for (const t of Object.values(l)) if (t && 'fd' in t) closeFd(t.fd);
-          },
+          openListeners: async (pod) => listenTargets(await openPodListeners(pod.net!.netnsPath, pod.net!.bypassMark)),
+          closeListeners: closeListenTargets,
         });
         await this.workers.start();
       }

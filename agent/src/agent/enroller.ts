@@ -17,7 +17,7 @@ import { TunnelProtocol, type Workload } from '../xds/gen/istio/workload/workloa
 import { ipFromBytes } from '../proxy/addresses.js';
 import type { PodDiscovery, PodProcess } from './pod-discovery.js';
 import { setupPodRouting, teardownPodRouting } from './pod-routing.js';
-import { openPodListeners, podNetHooks, type PodListenerFds } from './pod-sockets.js';
+import { listenTargets, openPodListeners, podNetHooks, type PodListenerFds } from './pod-sockets.js';
 
 const log = logger('enrolment');
 
@@ -259,7 +259,7 @@ export class Enroller extends EventEmitter<{ change: [] }> {
         hooks: podNetHooks(netns, this.opts.bypassMark, (cookie, port) => redirector.takeOriginalDestination(cookie, port)),
       });
       handed = true;
-      await pod.listen({ outbound: { fd: fds.outbound }, inboundPlaintext: { fd: fds.inboundPlaintext }, hbone: { fd: fds.hbone } });
+      await pod.listen(listenTargets(fds));
       await this.opts.workers?.addPod({ uid, ips: [ip], identity, net: { netnsPath: netns, bypassMark: this.opts.bypassMark } });
       await redirector.enrol(
         { uid, netnsPath: proc.netnsPath, cgroupPath: proc.cgroupPath, ip, nodeGatewayIp: routing.gateway },

@@ -2,7 +2,7 @@
 // over: restart, upgrade, surge update) or release every pod so the node is left as it was
 // before Weft (uninstall). Releasing while a successor runs would let pods' new connections
 // out in plaintext, so anything uncertain (API unreachable, refused, slow) means keep.
-import { KubeWatch, kubeGet, type KubeConnection } from '../common/kube-api.js';
+import { KubeWatch, kubeGet, type KubeConnection, type KubeObjectMeta } from '../common/kube-api.js';
 import { kubeErrorReason, kubeStatusCode } from '../common/kube-api-error.js';
 import { logger } from '../common/log.js';
 
@@ -23,10 +23,6 @@ export interface DaemonSetRef {
   name: string;
 }
 
-interface DaemonSetMeta {
-  metadata?: { name?: string; resourceVersion?: string; deletionTimestamp?: string };
-}
-
 const daemonSetsPath = (ns: string) => `/apis/apps/v1/namespaces/${encodeURIComponent(ns)}/daemonsets`;
 
 /**
@@ -42,7 +38,7 @@ export class DaemonSetWatch {
   deletionSeen: string | undefined;
   /** how many times the DaemonSet was seen (in a list or an event) */
   observations = 0;
-  private watch: KubeWatch<DaemonSetMeta> | undefined;
+  private watch: KubeWatch<KubeObjectMeta> | undefined;
   private seen = false;
   private failing = false;
 
@@ -51,7 +47,7 @@ export class DaemonSetWatch {
   start(): void {
     if (this.watch) return;
     const where = `DaemonSet ${this.ds.namespace}/${this.ds.name}`;
-    const observe = (type: string, o: DaemonSetMeta) => {
+    const observe = (type: string, o: KubeObjectMeta) => {
       this.seen = true;
       this.failing = false;
       this.observations++;
@@ -60,7 +56,7 @@ export class DaemonSetWatch {
       else this.deletionSeen = undefined;
     };
     // a field selector on the name: the Role grants list and watch on this one DaemonSet only
-    this.watch = new KubeWatch<DaemonSetMeta>(this.conn, {
+    this.watch = new KubeWatch<KubeObjectMeta>(this.conn, {
       path: daemonSetsPath(this.ds.namespace),
       name: this.ds.name,
       backoff: this.backoff,
@@ -94,7 +90,7 @@ export class DaemonSetWatch {
 export async function decideFromDaemonSet(conn: KubeConnection, ds: DaemonSetRef, timeoutMs = 3000, deletionSeen?: string): Promise<ExitDecision> {
   const where = `DaemonSet ${ds.namespace}/${ds.name}`;
   try {
-    const o = await kubeGet<DaemonSetMeta>(conn, `${daemonSetsPath(ds.namespace)}/${encodeURIComponent(ds.name)}`, { timeoutMs });
+    const o = await kubeGet<KubeObjectMeta>(conn, `${daemonSetsPath(ds.namespace)}/${encodeURIComponent(ds.name)}`, { timeoutMs });
     if (o.metadata?.deletionTimestamp) return { release: true, reason: `${where} is being deleted (since ${new Date(o.metadata.deletionTimestamp).toISOString()}): no successor` };
     return { release: false, reason: `${where} exists: a successor agent takes the pods over` };
   } catch (err) {

@@ -4,7 +4,7 @@
 // the client's IP (IP_TRANSPARENT + APP_MARK, see pod-routing.ts).
 import net from 'node:net';
 import { closeFd, listenInNetns, netnsCookie, socketInNetns } from '../native/index.js';
-import type { AppDialer, PodNetHooks, TcpDialer } from '../proxy/index.js';
+import type { AppDialer, ListenOptions, PodNetHooks, TcpDialer } from '../proxy/index.js';
 import type { OrigDst } from '../redirect/index.js';
 import { APP_MARK } from './pod-routing.js';
 
@@ -31,6 +31,16 @@ export async function openPodListeners(netns: string, mark: number): Promise<Pod
     for (const fd of opened) closeFd(fd);
     throw err;
   }
+}
+
+/** The fds as a pod proxy's listen() takes them. */
+export function listenTargets(fds: PodListenerFds): ListenOptions {
+  return { outbound: { fd: fds.outbound }, inboundPlaintext: { fd: fds.inboundPlaintext }, hbone: { fd: fds.hbone } };
+}
+
+/** Closes the fd targets of `l` (listeners nobody took). */
+export function closeListenTargets(l: ListenOptions): void {
+  for (const t of Object.values(l)) if (t && 'fd' in t) closeFd(t.fd);
 }
 
 function connecting(fd: number, host: string, port: number): net.Socket {

@@ -15,6 +15,7 @@ import { request as httpRequest, type ClientRequest, type IncomingMessage } from
 import { request as httpsRequest } from 'node:https';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { WeftError } from './errors.js';
+import { kubeErrorReason } from './kube-api-error.js';
 
 /** How to reach a Kubernetes API server. */
 export interface KubeConnection {
@@ -121,8 +122,7 @@ function statusError(method: string, path: string, code: number, text: string): 
   try {
     body = JSON.parse(text) as KubeStatus;
   } catch { /* not JSON: keep the text */ }
-  const message = typeof body === 'object' && typeof body?.message === 'string' && body.message !== '' ? body.message.split('\n')[0] : undefined;
-  return new KubeApiError(method, path, code, body, message ? `HTTP ${code}: ${message}` : `HTTP ${code}`);
+  return new KubeApiError(method, path, code, body, kubeErrorReason({ statusCode: code, body }));
 }
 
 export interface KubeRequestOptions {
@@ -372,7 +372,7 @@ export class KubeWatch<T extends KubeObjectMeta> {
     const o = ev.object;
     if (ev.type === 'ERROR') {
       const code = typeof o?.code === 'number' ? o.code : 500;
-      throw new KubeApiError('GET', path, code, o, o?.message ? `HTTP ${code}: ${o.message}` : `HTTP ${code}`);
+      throw new KubeApiError('GET', path, code, o, kubeErrorReason({ statusCode: code, body: o }));
     }
     const rv = o?.metadata?.resourceVersion;
     if (rv) this.rv = rv;

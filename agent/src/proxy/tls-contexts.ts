@@ -62,9 +62,14 @@ export class TlsContexts extends EventEmitter<{ rotated: [identity: string]; del
     if (this.entries.delete(identity)) this.emit('deleted', identity);
   }
 
-  /** Every identity's certificate (to hand the whole set to a data-plane worker). */
-  list(): Array<[identity: string, cert: WorkloadCertificate]> {
-    return [...this.entries].map(([id, e]) => [id, e.cert]);
+  /** The certificate of `identity`, if any (to hand it to a data-plane worker). */
+  certificate(identity: string): WorkloadCertificate | undefined {
+    return this.entries.get(identity)?.cert;
+  }
+
+  /** Every identity with a certificate. */
+  identities(): string[] {
+    return [...this.entries.keys()];
   }
 
   /** Options for tls.Server / setSecureContext: our chain, verifying clients against the roots. */

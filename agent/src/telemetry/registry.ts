@@ -158,7 +158,13 @@ export class Registry {
    */
   render(others: readonly MetricSnapshot[][] = []): string {
     const byName = new Map<string, MetricSnapshot[]>();
-    for (const snap of others) for (const m of snap) byName.set(m.name, [...(byName.get(m.name) ?? []), m]);
+    for (const snap of others) {
+      for (const m of snap) {
+        const list = byName.get(m.name);
+        if (list) list.push(m);
+        else byName.set(m.name, [m]);
+      }
+    }
     let out = '';
     for (const m of this.metrics.values()) out += m.render(byName.get(m.name));
     for (const [name, snaps] of byName) if (!this.metrics.has(name)) out += new ForeignMetric(snaps[0]!).render(snaps);

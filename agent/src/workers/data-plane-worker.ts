@@ -9,8 +9,7 @@ import { WorkloadState } from '../state/workload-state.js';
 import { ProxyNode, TlsContexts, meshViewOf, type PodNetHooks } from '../proxy/index.js';
 import { Telemetry } from '../telemetry/telemetry.js';
 import { Registry } from '../telemetry/registry.js';
-import { podNetHooks } from '../agent/pod-sockets.js';
-import { closeFd } from '../native/index.js';
+import { closeListenTargets, podNetHooks } from '../agent/pod-sockets.js';
 import { borrowOriginalDestinations } from '../redirect/orig-dst.js';
 import type { Call, FromWorker, ToWorker, WorkerInit } from './messages.js';
 
@@ -56,7 +55,7 @@ async function call(c: Call): Promise<unknown> {
         pod = proxy.addPod({ uid, ips, identity, ...(hooks ? { hooks } : {}) });
       } catch (err) {
         // No listener was taken: the fds handed over are still only ours to close.
-        for (const t of Object.values(listen)) if (t && 'fd' in t) closeFd(t.fd);
+        closeListenTargets(listen);
         throw err;
       }
       try {

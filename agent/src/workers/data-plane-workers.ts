@@ -215,7 +215,7 @@ export class DataPlaneWorkers {
   }
 
   private sendCert(identity: string, to?: Slot): void {
-    const cert = this.opts.tls.list().find(([id]) => id === identity)?.[1];
+    const cert = this.opts.tls.certificate(identity);
     if (!cert) return;
     const m: ToWorker = { t: 'cert', identity, cert, rootsPem: this.opts.tls.rootsPem };
     if (to) to.worker?.postMessage(m);
@@ -278,7 +278,7 @@ export class DataPlaneWorkers {
     w.on('exit', (code) => this.exited(s, w, code));
     // Everything the main thread knows, in order: state, certificates, readiness, then pods.
     for (const [typeUrl, byName] of this.resources) w.postMessage({ t: 'state', update: { typeUrl, resources: [...byName.values()], removed: [] } } satisfies ToWorker);
-    for (const [identity] of this.opts.tls.list()) this.sendCert(identity, s);
+    for (const identity of this.opts.tls.identities()) this.sendCert(identity, s);
     if (this.ready) w.postMessage({ t: 'ready' } satisfies ToWorker);
     s.up = Promise.all([...this.pods.values()].map((p) => this.addPodTo(s, p).catch((err: Error) => {
       log.error({ worker: s.index, uid: p.uid, err: err.message }, 'a worker could not serve a pod; the other threads do');
